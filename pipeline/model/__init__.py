@@ -6,6 +6,7 @@ Knows nothing of Dask or Zarr; runs a network on one block of NumPy data.
 from ._geometry import Geometry, compute_geometry, input_ranges, required_ranges
 from ._graph import Model, Node
 from ._load import load_model
+from ._execute import Plan, get_plan, run_model
 from ._ops import OPS
 from ._shapes import infer_shapes
 
@@ -19,4 +20,7 @@ __all__ = [
     "input_ranges",
     "required_ranges",
     "load_model",
+    "Plan",
+    "get_plan",
+    "run_model",
 ]

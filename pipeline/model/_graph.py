@@ -90,6 +90,10 @@ class Node:
             )
         object.__setattr__(self, "weights", _freeze_weights(self.name, self.weights))
 
+    def __reduce__(self):
+        # mapping proxies do not pickle; rebuild (and re-validate) from plain data
+        return (Node, (self.name, self.op, self.inputs, dict(self.attrs), dict(self.weights)))
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description (weights by reference ``node/param``)."""
         attrs = {k: (list(v) if isinstance(v, tuple) else v) for k, v in self.attrs.items()}
@@ -176,6 +180,16 @@ class Model:
         from ._shapes import infer_channels
 
         self.channels: dict[str, int] = infer_channels(self)
+
+    def __reduce__(self):
+        # Dask ships a model to each worker once; rebuild it there from plain parts
+        return (
+            _rebuild,
+            (list(self.nodes), self.input_channels, self.input_name, self.output, self.name, self.metadata),
+        )
+
+    def __dask_tokenize__(self) -> str:
+        return self.fingerprint
 
     # -- basic facts ---------------------------------------------------------
     @property
@@ -277,6 +291,11 @@ class Model:
             f"stride      {geo.stride[0]} x {geo.stride[1]} px (block origins are multiples of it)",
         ]
         return "\n".join(lines)
+
+
+def _rebuild(nodes, input_channels, input_name, output, name, metadata) -> Model:
+    return Model(nodes, input_channels=input_channels, input_name=input_name, output=output, name=name,
+                 metadata=metadata)
 
 
 def _toposort(model: str, by_name: Mapping[str, Node], input_name: str) -> list[Node]:

@@ -1,0 +1,6 @@
+"""The tiling room: from (dask array, model) to a lazy dask array of the output."""
+
+from ._blocks import block_bounds, halo_overhead
+from ._predict import as_dask_array, predict
+
+__all__ = ["predict", "as_dask_array", "block_bounds", "halo_overhead"]
