@@ -147,7 +147,7 @@ def predict(
     ...              input_channels=1, name="blur")
     >>> out = pipeline.predict(np.ones((100, 80)), blur, chunks=32)
     >>> out.shape, out.chunks[1]
-    ((1, 100, 80), (32, 32, 36))
+    ((1, 100, 80), (32, 32, 32, 4))
     >>> float(out[0, 50, 40].compute()), round(float(out[0, 0, 0].compute()), 4)
     (1.0, 0.4444)
     """
