@@ -6,8 +6,8 @@ the result equals the network on the whole image at once.
 
 from . import errors
 from .model import Model, Node, load_model, run_model
-from .tiling import predict
+from .tiling import Percentile, predict
 
 __version__ = "0.1.0"
 
-__all__ = ["Model", "Node", "load_model", "run_model", "predict", "errors", "__version__"]
+__all__ = ["Model", "Node", "load_model", "run_model", "predict", "Percentile", "errors", "__version__"]

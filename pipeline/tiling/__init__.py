@@ -2,5 +2,6 @@
 
 from ._blocks import block_bounds, halo_overhead
 from ._predict import as_dask_array, predict
+from ._prepost import Percentile
 
-__all__ = ["predict", "as_dask_array", "block_bounds", "halo_overhead"]
+__all__ = ["predict", "as_dask_array", "block_bounds", "halo_overhead", "Percentile"]

@@ -14,6 +14,8 @@ from dask.base import tokenize
 from ..errors import ChannelError, DTypeError, ExecutionError, ShapeError, StorageError
 from ..model import Model, get_plan, load_model
 from ._blocks import auto_block_edge, block_bounds, parse_chunks
+from ._prepost import (apply_post, mask_grid, normalize_lazily, parse_normalize, parse_post, post_channels,
+                       post_dtype)
 
 __all__ = ["predict", "as_dask_array", "normalize_channel_axis"]
 
@@ -32,7 +34,7 @@ def as_dask_array(image: Any) -> da.Array:
     if mod.startswith("zarr"):
         return da.from_zarr(image)
     if mod.startswith("xarray"):
-        raise TypeError("xarray.DataArray inputs go through pipeline.predict, which keeps coordinates.")
+        return as_dask_array(image.data)
     arr = np.asarray(image) if not hasattr(image, "shape") else image
     return da.from_array(arr, chunks="auto", asarray=True)
 
@@ -89,6 +91,10 @@ def predict(
     *,
     channel_axis: int | None = None,
     chunks: int | tuple[int, int] | None = None,
+    normalize: Any = None,
+    mask: Any = None,
+    fill_value: float = 0,
+    post: Any = None,
 ) -> da.Array:
     """Run ``model`` over ``image`` block by block; a lazy Dask array of the output.
 
@@ -114,11 +120,31 @@ def predict(
         ``None`` the largest block within the per-task memory budget
         (``PIPELINE_BLOCK_MEMORY``, 512 MiB, counting the network's largest
         activations) is used, capped at ``PIPELINE_MAX_BLOCK_SIZE`` (2048).
+    normalize : optional
+        Input normalisation computed once over the whole image, never per
+        block: ``True`` or ``"percentile"`` (1st and 99.8th percentiles per
+        channel), ``pipeline.Percentile(low, high, reference=coarse_level)``
+        (statistics from a coarse pyramid level, or from a regular subsample
+        of at most 16 M pixels), ``"percentile:1:99.8"``, or fixed
+        ``("range", lo, hi)``.
+    mask : (y, x) bool array, optional
+        Low-resolution mask over the image extent (NumPy, Dask or Zarr).
+        Blocks that no True pixel touches are neither read nor computed; their
+        output is ``fill_value``.
+    fill_value : number
+        Output value of masked-out blocks.
+    post : optional
+        A step over the output channels, run inside each block's task:
+        ``"softmax"``, ``"argmax"`` (int32, one channel), ``("topk", k)``
+        (int32 indices of the k largest channels, descending, ties to the
+        lower index) or ``("threshold", t)`` (uint8, ``output > t`` per channel).
 
     Returns
     -------
-    dask.array.Array of float32
-        With ``channel_axis=None``: ``(..., C, Y', X')``, channel-first like
+    dask.array.Array (float32 unless ``post`` says otherwise), or xarray.DataArray
+        An ``xarray.DataArray`` input (dims named ``y``, ``x`` and ``c``,
+        others mapped plane by plane) gives a DataArray with its coordinates
+        kept (spatial ones rescaled by the output scale).  With ``channel_axis=None``: ``(..., C, Y', X')``, channel-first like
         OME-Zarr.  Otherwise the output's channels sit on ``channel_axis``.
         ``Y', X'`` follow the model's output scale; spatial chunks are the
         compute blocks and channels are one chunk.
@@ -151,7 +177,14 @@ def predict(
     >>> float(out[0, 50, 40].compute()), round(float(out[0, 0, 0].compute()), 4)
     (1.0, 0.4444)
     """
+    if type(image).__module__.startswith("xarray"):
+        from ._xarray import predict_xarray
+
+        return predict_xarray(image, model, chunks=chunks, normalize=normalize, mask=mask,
+                              fill_value=fill_value, post=post)
     model = load_model(model)
+    norm = parse_normalize(normalize)
+    post_ = parse_post(post)
     arr = as_dask_array(image)
     ch = normalize_channel_axis(channel_axis, arr.ndim)
     _check_image(arr, ch)
@@ -172,6 +205,10 @@ def predict(
             f"Use sizes that are multiples of {geo.stride[0]} x {geo.stride[1]}."
         ) from None
 
+    out_c = post_channels(post_, cout)
+    out_dtype = post_dtype(post_)
+    if norm is not None:
+        x = normalize_lazily(x, norm, reference_channel_axis=ch)
     req = parse_chunks(chunks)
     depth = geo.depth if geo.local else (0, 0)
     if req is None:
@@ -207,7 +244,7 @@ def predict(
             boundary={i: "none" for i in range(x.ndim)},
             allow_rechunk=False,
         )
-    out_chunks = x.chunks[:lead] + (_bounds_to_chunks(oby), _bounds_to_chunks(obx), (cout,))
+    out_chunks = x.chunks[:lead] + (_bounds_to_chunks(oby), _bounds_to_chunks(obx), (out_c,))
     model_key = dask.delayed(model, pure=True, traverse=False)
     name = _task_name(model)
     out = da.map_blocks(
@@ -221,15 +258,39 @@ def predict(
         depth=(dy, dx),
         image_size=(H, W),
         local=geo.local,
+        post=post_,
         chunks=out_chunks,
-        dtype=np.float32,
-        meta=np.empty((0,) * x.ndim, np.float32),
-        name=f"{name}-{tokenize(x, model.fingerprint, by, bx)}",
+        dtype=out_dtype,
+        meta=np.empty((0,) * x.ndim, out_dtype),
+        name=f"{name}-{tokenize(x, model.fingerprint, by, bx, post_)}",
     )
+    if mask is not None:
+        out = _apply_mask(out, mask_grid(mask, (H, W), by, bx), fill_value)
     return da.moveaxis(out, -1, lead if ch is None else ch)
 
 
-def _predict_block(block, model, *, by, bx, oby, obx, depth, image_size, local, block_id=None):
+def _apply_mask(out: da.Array, keep: np.ndarray, fill_value) -> da.Array:
+    """Replace the blocks ``keep`` rules out by constant blocks that depend on nothing.
+
+    The dropped blocks' tasks (and the reads of input chunks only they
+    needed) are culled from the graph when the result is computed.
+    """
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = "masked-" + tokenize(out.name, keep.tobytes(), fill_value)
+    dsk = {}
+    for idx in np.ndindex(*out.numblocks):
+        i, j = idx[-3], idx[-2]
+        if keep[i, j]:
+            dsk[(name,) + idx] = (out.name,) + idx
+        else:
+            shape = tuple(c[k] for c, k in zip(out.chunks, idx))
+            dsk[(name,) + idx] = (np.full, shape, fill_value, out.dtype)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[out])
+    return da.Array(graph, name, out.chunks, meta=out._meta)
+
+
+def _predict_block(block, model, *, by, bx, oby, obx, depth, image_size, local, post=None, block_id=None):
     """Compute one output block (all leading planes) from one overlapped input block."""
     i, j = block_id[-3], block_id[-2]
     y0, y1, x0, x1 = by[i], by[i + 1], bx[j], bx[j + 1]
@@ -242,13 +303,16 @@ def _predict_block(block, model, *, by, bx, oby, obx, depth, image_size, local, 
     plan = get_plan(model)
     out_range = ((oby[i], oby[i + 1]), (obx[j], obx[j + 1]))
     lead_shape = block.shape[:-3]
-    out = np.empty(lead_shape + (out_range[0][1] - out_range[0][0], out_range[1][1] - out_range[1][0],
-                                 model.output_channels), np.float32)
+    out = None
     for idx in np.ndindex(*lead_shape):
         plane = np.asarray(block[idx], dtype=np.float32)
         if local:
-            out[idx] = plan.run(plane, origin=(ay, ax), image_size=image_size, out_range=out_range)
+            y = plan.run(plane, origin=(ay, ax), image_size=image_size, out_range=out_range)
         else:
             core = plane[y0 - ay : y1 - ay, x0 - ax : x1 - ax]
-            out[idx] = plan.run(np.ascontiguousarray(core))
+            y = plan.run(np.ascontiguousarray(core))
+        y = apply_post(y, post)
+        if out is None:
+            out = np.empty(lead_shape + y.shape, y.dtype)
+        out[idx] = y
     return out

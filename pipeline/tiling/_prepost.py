@@ -1,0 +1,203 @@
+"""Pre- and post-processing around the network: global normalisation, masks, channel steps.
+
+Normalisation statistics are computed once over the whole image (or a coarse
+pyramid level of it), never per block: per-block normalisation makes seams.
+Channel steps (softmax, argmax, top-k, threshold) run inside each block's
+task, so probabilities never travel between workers when only classes are
+wanted.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import dask
+import dask.array as da
+import numpy as np
+
+from ..errors import InputError, ShapeError
+
+__all__ = ["Percentile", "parse_normalize", "normalize_lazily", "parse_post", "apply_post", "post_channels",
+           "post_dtype", "mask_grid"]
+
+
+@dataclass(frozen=True)
+class Percentile:
+    """Percentile normalisation ``(x - p_low) / (p_high - p_low)`` per channel.
+
+    Parameters
+    ----------
+    low, high : float
+        Percentiles in ``[0, 100]``, ``low < high``.
+    reference : array, optional
+        A coarse version of the image (e.g. a lower pyramid level) to compute
+        the percentiles from, with the same axes.  Without it, a regular
+        subsample of the image with at most ``max_samples`` pixels per channel
+        is used (all pixels for small images).
+    max_samples : int
+        Cap on sampled pixels when no ``reference`` is given.
+    """
+
+    low: float = 1.0
+    high: float = 99.8
+    reference: Any = None
+    max_samples: int = 2**24
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.low < self.high <= 100):
+            raise InputError(
+                f"Expected percentiles 0 <= low < high <= 100 for normalize. Got low={self.low}, high={self.high} instead."
+            )
+
+
+def parse_normalize(normalize: Any) -> Percentile | tuple[float, float] | None:
+    """``None``, ``True`` (1, 99.8 percentiles), ``"percentile"``, a :class:`Percentile`,
+    ``("percentile", low, high)``, or fixed ``("range", lo, hi)``."""
+    if normalize is None or normalize is False:
+        return None
+    if normalize is True or normalize == "percentile":
+        return Percentile()
+    if isinstance(normalize, Percentile):
+        return normalize
+    if isinstance(normalize, (tuple, list)) and len(normalize) == 3 and normalize[0] in ("percentile", "range"):
+        kind, a, b = normalize
+        if kind == "percentile":
+            return Percentile(float(a), float(b))
+        if not float(b) > float(a):
+            raise InputError(f"Expected normalize=('range', lo, hi) with hi > lo. Got {normalize!r} instead.")
+        return (float(a), float(b))
+    if isinstance(normalize, str) and normalize.startswith("percentile:"):
+        _, a, b = normalize.split(":")
+        return Percentile(float(a), float(b))
+    raise InputError(
+        "Expected normalize to be None, True, a pipeline.Percentile, ('percentile', low, high) or "
+        f"('range', lo, hi). Got {normalize!r} instead."
+    )
+
+
+def _sample(x: da.Array, max_samples: int) -> da.Array:
+    """A regular subsample of the (..., Y, X, C) array with at most ``max_samples`` pixels per channel."""
+    n = math.prod(x.shape[:-1])
+    step = max(1, int(math.ceil(math.sqrt(n / max_samples))))
+    return x[..., ::step, ::step, :]
+
+
+def _percentiles(sample: np.ndarray, low: float, high: float) -> np.ndarray:
+    flat = np.asarray(sample, dtype=np.float64).reshape(-1, sample.shape[-1])
+    return np.percentile(flat, [low, high], axis=0).astype(np.float64)  # (2, C)
+
+
+def normalize_lazily(x: da.Array, spec, reference_channel_axis: int | None = None) -> da.Array:
+    """Normalise the channels-last dask array ``x`` with statistics of the whole image."""
+    if isinstance(spec, tuple):
+        lo, hi = spec
+        return ((x.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32)
+    if spec.reference is not None:
+        from ._predict import as_dask_array
+
+        ref = as_dask_array(spec.reference)
+        ref = ref[..., None] if reference_channel_axis is None else da.moveaxis(ref, reference_channel_axis, -1)
+        if ref.shape[-1] != x.shape[-1]:
+            raise ShapeError(
+                f"Expected the normalisation reference to have {x.shape[-1]} channel(s) like the image. "
+                f"Got {ref.shape[-1]} instead."
+            )
+        sample = _sample(ref, spec.max_samples)
+    else:
+        sample = _sample(x, spec.max_samples)
+    stats = dask.delayed(_percentiles, pure=True)(sample, spec.low, spec.high)
+    stats = da.from_delayed(stats, shape=(2, x.shape[-1]), dtype=np.float64)
+    lo, hi = stats[0], stats[1]
+    scale = 1.0 / da.maximum(hi - lo, 1e-20)
+    return ((x - lo) * scale).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- channel steps
+_POSTS = ("softmax", "argmax", "topk", "threshold")
+
+
+def parse_post(post: Any) -> tuple[str, float] | None:
+    """``None``, ``"softmax"``, ``"argmax"``, ``("topk", k)`` or ``("threshold", t)``."""
+    if post is None:
+        return None
+    if post in ("softmax", "argmax"):
+        return (post, 0.0)
+    if isinstance(post, (tuple, list)) and len(post) == 2 and post[0] in ("topk", "threshold"):
+        kind, v = post
+        if kind == "topk" and (int(v) != v or int(v) < 1):
+            raise InputError(f"Expected post=('topk', k) with an integer k >= 1. Got {post!r} instead.")
+        return (kind, float(v))
+    raise InputError(
+        f"Expected post to be None, 'softmax', 'argmax', ('topk', k) or ('threshold', t). Got {post!r} instead."
+    )
+
+
+def post_channels(post, cout: int) -> int:
+    if post is None or post[0] in ("softmax", "threshold"):
+        return cout
+    if post[0] == "argmax":
+        return 1
+    k = int(post[1])
+    if k > cout:
+        raise InputError(f"Expected post=('topk', k) with k <= {cout} output channels. Got k={k} instead.")
+    return k
+
+
+def post_dtype(post) -> np.dtype:
+    if post is None or post[0] == "softmax":
+        return np.dtype(np.float32)
+    if post[0] == "threshold":
+        return np.dtype(np.uint8)
+    return np.dtype(np.int32)
+
+
+def apply_post(y: np.ndarray, post) -> np.ndarray:
+    """Apply a channel step to a channels-last block ``(..., C)``."""
+    if post is None:
+        return y
+    kind, v = post
+    if kind == "softmax":
+        e = np.exp(y - y.max(axis=-1, keepdims=True))
+        return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+    if kind == "argmax":
+        return np.argmax(y, axis=-1)[..., None].astype(np.int32)
+    if kind == "threshold":
+        return (y > v).astype(np.uint8)
+    k = int(v)
+    # stable descending order: ties go to the lower channel index
+    order = np.argsort(-y, axis=-1, kind="stable")[..., :k]
+    return order.astype(np.int32)
+
+
+# ----------------------------------------------------------------------------- masks
+def mask_grid(mask: Any, image_hw: tuple[int, int], by: list[int], bx: list[int]) -> np.ndarray:
+    """Which blocks intersect the low-resolution boolean ``mask``: a ``(nby, nbx)`` bool grid.
+
+    Mask pixel ``(i, j)`` stands for image rows ``[i*H/mh, (i+1)*H/mh)`` and
+    the matching columns; a block is kept when any True mask pixel overlaps
+    its extent.
+    """
+    from ._predict import as_dask_array
+
+    m = np.asarray(as_dask_array(mask).compute() if not isinstance(mask, np.ndarray) else mask)
+    if m.ndim != 2:
+        raise ShapeError(f"Expected a 2-D (Y, X) mask. Got shape {m.shape} instead.")
+    if m.dtype.kind not in "biuf":
+        raise InputError(f"Expected a boolean mask. Got dtype {m.dtype} instead.")
+    H, W = image_hw
+    mh, mw = m.shape
+    if mh > H or mw > W:
+        raise ShapeError(f"Expected a mask no larger than the image ({H} x {W}). Got {mh} x {mw} instead.")
+    m = m.astype(bool)
+    # prefix sums give "any True in a rectangle" per block in O(1)
+    s = np.zeros((mh + 1, mw + 1), np.int64)
+    s[1:, 1:] = m.cumsum(0).cumsum(1)
+    grid = np.zeros((len(by) - 1, len(bx) - 1), bool)
+    for i in range(len(by) - 1):
+        r0, r1 = by[i] * mh // H, -(-by[i + 1] * mh // H)
+        for j in range(len(bx) - 1):
+            c0, c1 = bx[j] * mw // W, -(-bx[j + 1] * mw // W)
+            grid[i, j] = (s[r1, c1] - s[r0, c1] - s[r1, c0] + s[r0, c0]) > 0
+    return grid
