@@ -1,0 +1,8 @@
+"""``python -m pipeline``: the same as the ``pipeline`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,68 @@
+"""The cluster room on real multi-process clusters: embedded LocalCluster, dashboard, external scheduler, worker loss."""
+
+import os
+import signal
+import threading
+
+import numpy as np
+import requests
+import scipy.ndimage as ndi
+
+import pipeline
+import pipeline.io as io
+from pipeline.cluster import compute_with_progress, connect
+
+from _cluster_utils import W3, DaskProcesses, blur_model, markers, resume_case, start_cli, tree_digest, wait_for
+
+
+def reference(img):
+    return np.stack([ndi.correlate(img.astype(np.float64), W3[c, 0], mode="constant") for c in range(2)])
+
+
+def test_embedded_cluster_runs_processes_with_thread_env_and_serves_dashboard(tmp_path):
+    img = np.random.default_rng(2).normal(size=(512, 384)).astype(np.float32)
+    with connect(workers=2, threads_per_worker=1, echo=None) as client:
+        info = client.scheduler_info()
+        assert len(info["workers"]) == 2
+        pids = client.run(os.getpid)
+        assert os.getpid() not in pids.values() and len(set(pids.values())) == 2  # real processes
+        assert set(client.run(lambda: os.environ.get("NUMBA_NUM_THREADS")).values()) == {"1"}
+        out = pipeline.predict(img, blur_model(), chunks=64)
+        job = threading.Thread(target=io.write_image, args=(out, tmp_path / "o.zarr"),
+                               kwargs={"axes": ("c", "y", "x"), "executor": compute_with_progress})
+        job.start()
+        page = requests.get(client.dashboard_link, timeout=30)  # while the job runs
+        job.join()
+        assert page.status_code == 200 and "Dask" in page.text
+    np.testing.assert_allclose(io.open_image(tmp_path / "o.zarr").data.compute(), reference(img), atol=1e-4)
+
+
+def test_external_scheduler_and_a_worker_killed_mid_job(tmp_path):
+    """dask scheduler + two dask workers; kill -9 one worker while ``pipeline predict`` runs on them."""
+    case = resume_case()
+    out = tmp_path / "out.zarr"
+    with DaskProcesses(tmp_path, n_workers=2) as cluster:
+        victim = sorted(cluster.worker_pids().values())[0]
+        proc = start_cli("predict", case["input"], out, "--model", case["model"], "--chunks", 64, "--levels", 2,
+                         "--scheduler-file", cluster.scheduler_file)
+        try:
+            wait_for(lambda: len(markers(out / "0")) >= 4, timeout=150, proc=proc)
+            os.kill(victim, signal.SIGKILL)
+            stdout, stderr = proc.communicate(timeout=240)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        assert proc.returncode == 0, stderr
+        assert "Dask dashboard: http://127.0.0.1:" in stderr
+    assert tree_digest(out) == tree_digest(case["clean"])
+
+
+def test_progress_bar_counts_every_task_without_a_cluster(tmp_path):
+    import io as stdio
+
+    import dask
+
+    stream = stdio.StringIO()
+    tasks = [dask.delayed(int)(i) for i in range(5)]
+    compute_with_progress(tasks, "demo", stream=stream)
+    assert stream.getvalue().splitlines()[-1].startswith("demo [") and "5/5" in stream.getvalue()

@@ -1,0 +1,64 @@
+"""Bounded memory: the workers' peak RSS does not grow with the image (lazy input, lazy output)."""
+
+import resource
+
+import dask.array as da
+import numpy as np
+import pytest
+import scipy.ndimage as ndi
+
+import pipeline
+import pipeline.io as io
+from pipeline.cluster import compute_with_progress, connect
+
+from _cluster_utils import W3, blur_model
+
+
+def _pattern(block_info=None):
+    (y0, y1), (x0, x1) = block_info[None]["array-location"]
+    y = np.arange(y0, y1, dtype=np.float32)[:, None]
+    x = np.arange(x0, x1, dtype=np.float32)[None, :]
+    return np.sin(y / 97.0) * np.cos(x / 53.0) * 100.0
+
+
+def lazy_image(edge: int, block: int) -> da.Array:
+    """An ``edge x edge`` float32 image generated block by block, never held whole."""
+    return da.map_blocks(_pattern, chunks=da.core.normalize_chunks(block, (edge, edge)), dtype=np.float32)
+
+
+def _peak_rss_kib() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def worker_peak(tmp_path, edge: int, block: int) -> int:
+    """Peak RSS (KiB) of the single worker process after predicting and writing the whole image."""
+    with connect(workers=1, threads_per_worker=1, echo=None) as client:
+        out = pipeline.predict(lazy_image(edge, block), blur_model(), chunks=block)
+        io.write_image(out, tmp_path / f"o{edge}.zarr", axes=("c", "y", "x"), ome=False,
+                       executor=lambda tasks, label: compute_with_progress(tasks, label, stream=None))
+        (peak,) = client.run(_peak_rss_kib).values()
+    z = io.open_image(tmp_path / f"o{edge}.zarr")
+    assert z.data.shape == (2, edge, edge)
+    # an interior window against scipy on the same generated pixels (block seams included)
+    win = _pattern({None: {"array-location": [(block - 9, block + 9), (block - 9, block + 9)]}}).astype(np.float64)
+    expect = np.stack([ndi.correlate(win, W3[c, 0], mode="constant")[1:-1, 1:-1] for c in range(2)])
+    got = z.data[:, block - 8 : block + 8, block - 8 : block + 8].compute()
+    np.testing.assert_allclose(got, expect, rtol=1e-4, atol=1e-3)
+    return peak
+
+
+def _check(tmp_path, small, large, block):
+    a = worker_peak(tmp_path, small, block)
+    b = worker_peak(tmp_path, large, block)
+    assert b <= 1.2 * a, f"worker peak RSS {a} KiB at {small}^2 px grew to {b} KiB at {large}^2 px"
+
+
+def test_worker_memory_does_not_grow_with_image_size(tmp_path):
+    """16 MPix and 64 MPix with 1024^2 blocks: peak RSS within 20 %."""
+    _check(tmp_path, 4096, 8192, 1024)
+
+
+@pytest.mark.slow
+def test_worker_memory_1_vs_8_gigapixels(tmp_path):
+    """1 GPix and 8 GPix (about 32 GiB of float32 per channel, never in memory): within 20 %."""
+    _check(tmp_path, 32768, 92672, 2048)
