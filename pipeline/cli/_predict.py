@@ -24,6 +24,9 @@ def register(subparsers) -> None:
     p.add_argument("--channel-axis", type=int, metavar="K",
                    help="input axis holding channels (default: the OME-Zarr 'c' axis, else none)")
     p.add_argument("--level", type=int, default=0, metavar="L", help="OME-Zarr pyramid level to read (default 0)")
+    p.add_argument("--normalize", default="auto", metavar="N",
+                   help="input normalisation over the whole image: 'auto' (what the model's metadata "
+                   "'pipeline.normalize' says, else none), 'none', 'percentile' (1, 99.8) or 'percentile:LOW:HIGH'")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--overwrite", action="store_true", help="replace an existing OUTPUT")
     mode.add_argument("--resume", action="store_true", help="finish an interrupted run: compute only missing blocks")
@@ -64,7 +67,7 @@ def _pixel_size(image, out_axes: list[str], model) -> list[float] | None:
 def run(args: argparse.Namespace) -> int:
     import pipeline
     from .. import io
-    from ..cluster import compute_with_progress
+    from ..cluster import compute_with_progress, warm_up
     from ..tiling import normalize_channel_axis
 
     image = io.open_image(args.input, level=args.level)
@@ -72,7 +75,12 @@ def run(args: argparse.Namespace) -> int:
     ch = args.channel_axis if args.channel_axis is not None else image.channel_axis
     ch = normalize_channel_axis(ch, image.data.ndim)
     io.check_output(args.output, overwrite=args.overwrite, resume=args.resume)
-    out = pipeline.predict(image.data, model, channel_axis=ch, chunks=args.chunks)
+    normalize = args.normalize
+    if normalize == "auto":
+        normalize = model.metadata.get("pipeline.normalize") or None
+    elif normalize == "none":
+        normalize = None
+    out = pipeline.predict(image.data, model, channel_axis=ch, chunks=args.chunks, normalize=normalize)
     axes = _output_axes(image.axes, ch)
     pixel = _pixel_size(image, axes, model)
     if not args.plain_zarr:
@@ -86,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
         f"{model.name} {i}" for i in range(model.output_channels)]
     source = {"input": io.normalize_url(args.input), "level": args.level, "model": model.name,
               "model_fingerprint": model.fingerprint, "channel_axis": ch}
-    with cluster_from_args(args):
+    with cluster_from_args(args) as client:
+        warm_up(client, model)
         result = io.write_image(
             out, args.output, axes=axes, ome=not args.plain_zarr, ngff_version=args.ngff, channel_names=names,
             pixel_size=pixel, levels=args.levels, compression=args.compression, overwrite=args.overwrite,

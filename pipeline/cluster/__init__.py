@@ -8,5 +8,6 @@ The dashboard (``client.dashboard_link``) is the monitor; Dask's own
 
 from ._connect import connect, default_workers
 from ._progress import ProgressBar, compute_with_progress
+from ._warm import warm_up
 
-__all__ = ["connect", "default_workers", "compute_with_progress", "ProgressBar"]
+__all__ = ["connect", "default_workers", "compute_with_progress", "ProgressBar", "warm_up"]

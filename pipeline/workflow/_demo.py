@@ -140,6 +140,9 @@ def run_demo(
     size = max(stride, size // stride * stride)
     image_url = data_dir / f"nuclei-{size}.ome.zarr"
     t_gen = _generate(image_url, size, seed, chunks, client, log)
+    from ..cluster import warm_up
+
+    warm_up(client, net)
 
     opts = SegmentOptions(model=net, chunks=chunks, normalize="percentile", label=True, threshold=0.5,
                           label_channel=int(net.metadata.get("pipeline.foreground_channel", 1)), measure=True,

@@ -95,6 +95,9 @@ def predict_many(
     def run_all(client) -> list[dict[str, Any]]:
         from concurrent.futures import ThreadPoolExecutor
 
+        from ..cluster import warm_up
+
+        warm_up(client, model)
         order = sorted(range(n), key=lambda i: -prio[i])
         with ThreadPoolExecutor(max_workers=max(1, min(max_concurrent, n or 1))) as pool:
             results = dict(zip(order, pool.map(lambda i: one(i, client), order)))

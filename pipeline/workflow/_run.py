@@ -29,9 +29,9 @@ def records_path(spec: WorkflowSpec) -> Path:
     return spec.resolve(spec.output.dir) / f"{spec.name}.runs.jsonl"
 
 
-def options_from_spec(spec: WorkflowSpec, job: ImageJob | None = None) -> SegmentOptions:
+def options_from_spec(spec: WorkflowSpec, job: ImageJob | None = None, model=None) -> SegmentOptions:
     """The per-image options of ``spec`` (manifest columns override the predict step)."""
-    model = load_model(spec.resolve(spec.model))
+    model = model if model is not None else load_model(spec.resolve(spec.model))
     pred = spec.step("predict")
     lab = spec.step("label")
     meas = spec.step("measure")
@@ -108,7 +108,14 @@ def run_workflow(
 
 
 def _run_jobs(spec: WorkflowSpec, jobs: list[ImageJob], out_dir: Path, client, log) -> list[ImageRecord]:
+    import threading
+
+    from ..cluster import warm_up
+
+    model = load_model(spec.resolve(spec.model))
     names: dict[str, int] = {}
+    warmed: set[str] = set()
+    warm_lock = threading.Lock()
 
     def one(job: ImageJob) -> ImageRecord:
         name = spec.output_name(job.path, job.index)
@@ -117,9 +124,13 @@ def _run_jobs(spec: WorkflowSpec, jobs: list[ImageJob], out_dir: Path, client, l
                                error=f"output name {name!r} is also the name of input {names[name]}; "
                                      "make 'output.naming' unique (e.g. add {index})")
         try:
-            opts = options_from_spec(spec, job)
+            opts = options_from_spec(spec, job, model)
         except Exception as exc:
             return ImageRecord(input=str(job.path), status="failed", error=f"{type(exc).__name__}: {exc}")
+        with warm_lock:
+            if opts.model.fingerprint not in warmed:
+                warm_up(client, opts.model)
+                warmed.add(opts.model.fingerprint)
         rec = segment_image(job.path, out_dir, name, opts, executor=priority_executor(client, job.priority),
                             log=log)
         log(f"{name}: {rec.status} ({rec.seconds:.1f} s)")
