@@ -16,8 +16,10 @@ _config.apply_numba_flags()  # before the first compile
 
 import numpy as np  # noqa: E402
 
+from ..errors import ChannelError, ShapeError  # noqa: E402
 from ._activations import ACT_CODES, activation_code  # noqa: E402
-from ._conv import conv2d_depthwise, conv2d_grouped, conv_transpose2d_grouped  # noqa: E402
+from ._conv import LANES, dense_kernel, depthwise_kernel, tile_shape, transpose_kernel  # noqa: E402
+from ._packing import PackedConv, aligned_empty, pack_conv, pack_conv_transpose  # noqa: E402
 from ._pointwise import activation_inplace, affine_channels_inplace, softmax_channels_inplace  # noqa: E402
 from ._pool import avg_pool2d as _avg_pool2d  # noqa: E402
 from ._pool import max_pool2d as _max_pool2d  # noqa: E402
@@ -28,6 +30,7 @@ __all__ = [
     "ACT_CODES",
     "activation_code",
     "aligned_empty",
+    "PackedConv",
     "pack_conv_weights",
     "pack_conv_transpose_weights",
     "conv2d",
@@ -41,63 +44,78 @@ __all__ = [
     "softmax_channels",
 ]
 
-_ALIGN = 64
-
-
-def aligned_empty(shape, dtype=np.float32, align: int = _ALIGN) -> np.ndarray:
-    """An uninitialised C-contiguous array whose data starts on an ``align``-byte boundary."""
-    dtype = np.dtype(dtype)
-    n = int(np.prod(shape)) * dtype.itemsize
-    raw = np.empty(n + align, dtype=np.uint8)
-    start = (-raw.ctypes.data) % align
-    return raw[start : start + n].view(dtype).reshape(shape)
-
 
 def _f32(name: str, x: np.ndarray, ndim: int) -> np.ndarray:
     if not isinstance(x, np.ndarray) or x.ndim != ndim:
-        raise ValueError(f"Expected {name} to be a {ndim}-D NumPy array. Got {getattr(x, 'shape', type(x))} instead.")
+        raise ShapeError(f"Expected {name} to be a {ndim}-D NumPy array. Got {getattr(x, 'shape', type(x))} instead.")
     return np.ascontiguousarray(x, dtype=np.float32)
 
 
-def pack_conv_weights(W: np.ndarray, groups: int = 1) -> np.ndarray:
-    """ONNX conv weights ``(Cout, Cin/groups, KH, KW)`` -> packed ``(G, KH, KW, Cig, Cog)``.
+def _pair(name: str, v) -> tuple[int, int]:
+    a, b = (int(t) for t in v)
+    if a < 1 or b < 1:
+        raise ValueError(f"Expected {name} as two positive integers. Got {tuple(v)} instead.")
+    return a, b
 
-    Depthwise weights (``groups == Cin == Cout``) are packed as ``(KH, KW, C)``.
-    The result is float32, C-contiguous and 64-byte aligned.
+
+def pack_conv_weights(W: np.ndarray, groups: int = 1) -> PackedConv:
+    """Pack ONNX conv weights ``(Cout, Cin/groups, KH, KW)`` once, for :func:`conv2d`.
+
+    Returns
+    -------
+    PackedConv
+        ``weights`` is ``(G, KH, KW, Cin/G, CogP)`` (depthwise, ``groups == Cin ==
+        Cout``: ``(KH, KW, CP)``), float32, output channels zero-padded to a
+        multiple of 8, 64-byte aligned.
     """
-    W = np.asarray(W, dtype=np.float32)
-    cout, cig, kh, kw = W.shape
-    if cout % groups:
-        raise ValueError(f"Expected Cout ({cout}) divisible by groups ({groups}).")
-    cog = cout // groups
-    if cig == 1 and cog == 1 and groups > 1:
-        packed = W[:, 0].transpose(1, 2, 0)  # (KH, KW, C)
-    else:
-        packed = W.reshape(groups, cog, cig, kh, kw).transpose(0, 3, 4, 2, 1)
-    out = aligned_empty(packed.shape)
-    out[...] = packed
-    return out
+    return pack_conv(W, groups)
 
 
-def pack_conv_transpose_weights(W: np.ndarray, groups: int = 1) -> np.ndarray:
-    """ONNX transposed-conv weights ``(Cin, Cout/groups, KH, KW)`` -> ``(G, KH, KW, Cig, Cog)``."""
-    W = np.asarray(W, dtype=np.float32)
-    cin, cog, kh, kw = W.shape
-    if cin % groups:
-        raise ValueError(f"Expected Cin ({cin}) divisible by groups ({groups}).")
-    packed = W.reshape(groups, cin // groups, cog, kh, kw).transpose(0, 3, 4, 1, 2)
-    out = aligned_empty(packed.shape)
-    out[...] = packed
-    return out
+def pack_conv_transpose_weights(W: np.ndarray, groups: int = 1) -> PackedConv:
+    """Pack ONNX transposed-conv weights ``(Cin, Cout/groups, KH, KW)`` for :func:`conv_transpose2d`."""
+    return pack_conv_transpose(W, groups)
 
 
 def _out_len(n: int, k: int, s: int, d: int) -> int:
     return (n - (k - 1) * d - 1) // s + 1
 
 
+def _padded_bias(b, packed: PackedConv, width: int) -> np.ndarray:
+    """Bias ``(Cout,)`` laid out like the padded output channels ``(width,)``."""
+    cout = packed.out_channels
+    if b is None:
+        return np.zeros(width, np.float32)
+    b = np.asarray(b, dtype=np.float32).reshape(-1)
+    if b.shape[0] != cout:
+        raise ShapeError(f"Expected a bias of {cout} values. Got {b.shape[0]} instead.")
+    if width == cout:
+        return np.ascontiguousarray(b)
+    g = 1 if packed.depthwise else packed.groups
+    out = np.zeros((g, width // g), np.float32)
+    out[:, : cout // g] = b.reshape(g, cout // g)
+    return out.reshape(-1)
+
+
+def _unpadded(out: np.ndarray, packed: PackedConv) -> np.ndarray:
+    """Drop the padding channels of a kernel output ``(Ho, Wo, G*CogP)``."""
+    cout = packed.out_channels
+    if out.shape[2] == cout:
+        return out
+    g = 1 if packed.depthwise else packed.groups
+    ho, wo, width = out.shape
+    return np.ascontiguousarray(out.reshape(ho, wo, g, width // g)[..., : cout // g]).reshape(ho, wo, cout)
+
+
+def _packed(w, transpose: bool) -> PackedConv:
+    maker = "pack_conv_transpose_weights" if transpose else "pack_conv_weights"
+    if not isinstance(w, PackedConv) or (transpose and w.depthwise):
+        raise TypeError(f"Expected weights packed by {maker}. Got {type(w).__name__} instead.")
+    return w
+
+
 def conv2d(
     x: np.ndarray,
-    w: np.ndarray,
+    w: PackedConv,
     b: np.ndarray | None = None,
     *,
     stride=(1, 1),
@@ -111,43 +129,58 @@ def conv2d(
     Parameters
     ----------
     x : (H, W, Cin) float32 array
-    w : packed weights from :func:`pack_conv_weights`:
-        ``(G, KH, KW, Cin/G, Cout/G)`` or depthwise ``(KH, KW, C)``.
+    w : PackedConv
+        From :func:`pack_conv_weights`.
     b : (Cout,) array, optional
     stride, dilation : (int, int)
     activation : str, optional
         One of ``Relu, LeakyRelu, Clip, Sigmoid, Tanh, HardSigmoid, HardSwish``.
+    alpha, beta : float
+        LeakyRelu's slope, Clip's min/max, HardSigmoid's alpha/beta.
 
     Returns
     -------
     (Ho, Wo, Cout) float32 array
+        ``Ho = (H - (KH-1)*dy - 1) // sy + 1``, likewise ``Wo``.
     """
     x = _f32("x", x, 3)
-    depthwise = w.ndim == 3
-    kh, kw = (w.shape[0], w.shape[1]) if depthwise else (w.shape[1], w.shape[2])
-    cout = w.shape[2] if depthwise else w.shape[0] * w.shape[4]
-    cin = w.shape[2] if depthwise else w.shape[0] * w.shape[3]
-    if x.shape[2] != cin:
-        raise ValueError(f"Expected x with {cin} channels for these weights. Got {x.shape[2]} instead.")
-    ho = _out_len(x.shape[0], kh, stride[0], dilation[0])
-    wo = _out_len(x.shape[1], kw, stride[1], dilation[1])
+    w = _packed(w, transpose=False)
+    sy, sx = _pair("stride", stride)
+    dy, dx = _pair("dilation", dilation)
+    act = activation_code(activation)
+    kh, kw = w.kernel
+    if x.shape[2] != w.in_channels:
+        raise ChannelError(f"Expected x with {w.in_channels} channels for these weights. Got {x.shape[2]} instead.")
+    ho, wo = _out_len(x.shape[0], kh, sy, dy), _out_len(x.shape[1], kw, sx, dx)
     if ho < 1 or wo < 1:
-        raise ValueError(f"Input {x.shape[:2]} is smaller than the dilated kernel ({kh}, {kw}).")
-    b = np.zeros(cout, np.float32) if b is None else np.ascontiguousarray(b, dtype=np.float32)
-    out = aligned_empty((ho, wo, cout))
-    fn = conv2d_depthwise if depthwise else conv2d_grouped
-    fn(x, w, b, out, stride[0], stride[1], dilation[0], dilation[1],
-       activation_code(activation), np.float32(alpha), np.float32(beta))
-    return out
+        raise ShapeError(f"Expected x at least as large as the dilated kernel {((kh - 1) * dy + 1, (kw - 1) * dx + 1)}. "
+                         f"Got {x.shape[:2]} instead.")
+    width = w.weights.shape[-1] * (1 if w.depthwise else w.groups)
+    bias = _padded_bias(b, w, width)
+    out = aligned_empty((ho, wo, width))
+    taps = 0 if w.depthwise else w.kernel[1] * w.weights.shape[3]
+    p, cb = tile_shape(w.weights.shape[-1] // LANES, taps_per_row=taps)
+    if w.depthwise:
+        if x.shape[2] != width:
+            xp = np.zeros(x.shape[:2] + (width,), np.float32)
+            xp[..., : x.shape[2]] = x
+            x = xp
+        kernel = depthwise_kernel(p, cb)
+    else:
+        kernel = dense_kernel(p, cb)
+    kernel(x, w.weights, bias, out, sy, sx, dy, dx, act, np.float32(alpha), np.float32(beta))
+    return _unpadded(out, w)
 
 
-def conv_transpose2d(x: np.ndarray, w: np.ndarray, *, stride=(1, 1), dilation=(1, 1)) -> np.ndarray:
+def conv_transpose2d(x: np.ndarray, w: PackedConv, *, stride=(1, 1), dilation=(1, 1)) -> np.ndarray:
     """Full transposed convolution without padding or bias.
 
     Parameters
     ----------
     x : (H, W, Cin) float32 array
-    w : ``(G, KH, KW, Cin/G, Cout/G)`` from :func:`pack_conv_transpose_weights`
+    w : PackedConv
+        From :func:`pack_conv_transpose_weights`.
+    stride, dilation : (int, int)
 
     Returns
     -------
@@ -155,15 +188,21 @@ def conv_transpose2d(x: np.ndarray, w: np.ndarray, *, stride=(1, 1), dilation=(1
         Output pixel ``u`` collects ``x[i] * w[j]`` for ``u = i*s + j*d``.
     """
     x = _f32("x", x, 3)
-    G, KH, KW, cig, cog = w.shape
-    if x.shape[2] != G * cig:
-        raise ValueError(f"Expected x with {G * cig} channels for these weights. Got {x.shape[2]} instead.")
-    H, W_, _ = x.shape
-    out = np.zeros(((H - 1) * stride[0] + (KH - 1) * dilation[0] + 1,
-                    (W_ - 1) * stride[1] + (KW - 1) * dilation[1] + 1, G * cog), np.float32)
-    if H and W_:
-        conv_transpose2d_grouped(x, w, out, stride[0], stride[1], dilation[0], dilation[1])
-    return out
+    w = _packed(w, transpose=True)
+    sy, sx = _pair("stride", stride)
+    dy, dx = _pair("dilation", dilation)
+    if x.shape[2] != w.in_channels:
+        raise ChannelError(f"Expected x with {w.in_channels} channels for these weights. Got {x.shape[2]} instead.")
+    (kh, kw), (h, w_in) = w.kernel, x.shape[:2]
+    shape = ((h - 1) * sy + (kh - 1) * dy + 1, (w_in - 1) * sx + (kw - 1) * dx + 1)
+    if h == 0 or w_in == 0:
+        return np.zeros((max(shape[0], 0), max(shape[1], 0), w.out_channels), np.float32)
+    width = w.weights.shape[-1] * w.groups
+    out = aligned_empty(shape + (width,))
+    out[...] = 0
+    p, cb = tile_shape(w.weights.shape[-1] // LANES)
+    transpose_kernel(p, cb)(x, w.weights, out, sy, sx, dy, dx)
+    return _unpadded(out, w)
 
 
 def max_pool2d(x: np.ndarray, *, kernel, stride, dilation=(1, 1)) -> np.ndarray:

@@ -1,102 +1,549 @@
-"""Direct convolution, channels-last, with the bias and activation fused in.
+"""Direct convolutions, channels-last, on register tiles of 8-lane vectors.
 
-Loop order follows ../shared/PERF_NOTES.md: the kernel-row loop sits outside
-the pixel loop so one row of weights stays in L1, and the innermost loop runs
-over contiguous output channels so LLVM vectorises it into FMAs.
+Every kernel holds a *tile* of accumulators in vector registers: ``P`` output
+pixels by ``CB`` vectors of 8 output channels, a Numba ``UniTuple`` of
+``P * CB`` values of type :data:`f32x8` (an LLVM ``<8 x float>``, one ``ymm``
+register).  Element ``p * CB + j`` holds channels ``8j .. 8j+7`` of pixel ``p``.
+The tile intrinsics below emit the loads, broadcasts and ``llvm.fma`` calls
+directly, so the inner loop is FMAs on vector registers whatever LLVM's
+vectorisers decide.  They address arrays by flat element offsets and trust
+the caller for bounds: the kernels compute offsets from shapes the Python
+wrappers in ``__init__`` validated.
+
+``P`` and ``CB`` are compile-time constants: a factory builds one kernel per
+``(P, CB)`` and caches it (in memory and, through ``cache=True``, on disk).
+Channel counts, kernel sizes, strides and dilations are run-time values, so a
+whole network needs only a handful of compiled kernels.  The intrinsics live
+in this file with the kernels on purpose: Numba's disk cache is invalidated
+by the kernel's own source file only, so intrinsics kept elsewhere could be
+changed under a stale cached kernel.
+
+Loop order follows ../shared/PERF_NOTES.md: for dense convolutions the
+kernel-row loop and the output-channel block sit outside the pixel loop, so
+the weights in use (``KW * Cig * 8 * CB`` floats) stay in L1 while a row of
+pixels streams past.  The bias initialises the tile at the first kernel row
+and the activation is applied in registers at the last one.  Weights are
+packed with output channels padded to a multiple of 8 (zeros) and 64-byte
+aligned; outputs are allocated with the same padding by the wrappers, which
+slice the real channels out.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numba
-import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
 
 from ..config import NUMBA_FLAGS
-from ._activations import activate
+from ._activations import ACT_CODES, activate
 
-__all__ = ["conv2d_grouped", "conv2d_depthwise", "conv_transpose2d_grouped"]
+__all__ = [
+    "LANES",
+    "f32x8",
+    "tile_zeros",
+    "tile_bias",
+    "tile_load",
+    "tile_store",
+    "tile_fma_bcast",
+    "tile_fma_lanes",
+    "tile_activate",
+    "tile_shape",
+    "dense_kernel",
+    "depthwise_kernel",
+    "transpose_kernel",
+]
+
+# -- register tiles ---------------------------------------------------------
+
+LANES = 8
+
+
+class F32x8(types.Type):
+    """Eight float32 lanes held in one AVX register."""
+
+    def __init__(self) -> None:
+        super().__init__(name="f32x8")
+
+
+f32x8 = F32x8()
+_VEC = ir.VectorType(ir.FloatType(), LANES)
+_F32 = ir.FloatType()
+
+
+@register_model(F32x8)
+class _F32x8Model(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, _VEC)
+
+
+#: Activation codes :func:`tile_activate` applies in registers; others are left to a scalar pass.
+VECTORISED_ACTS = frozenset(ACT_CODES[k] for k in (None, "Relu", "LeakyRelu", "Clip", "HardSigmoid", "HardSwish"))
+
+
+def _literals(*tys) -> tuple[int, ...] | None:
+    """Values of integer-literal types, or None (Numba then retries typing with the literals)."""
+    if not all(isinstance(t, types.IntegerLiteral) for t in tys):
+        return None
+    return tuple(int(t.literal_value) for t in tys)
+
+
+def _tile_type(p: int, cb: int) -> types.UniTuple:
+    return types.UniTuple(f32x8, p * cb)
+
+
+def _data(context, builder, aryty, ary):
+    return context.make_array(aryty)(context, builder, value=ary).data
+
+
+def _as_i64(context, builder, fromty, value):
+    return context.cast(builder, value, fromty, types.int64)
+
+
+def _vec_ptr(builder, data, offset):
+    return builder.bitcast(builder.gep(data, [offset]), _VEC.as_pointer())
+
+
+def _broadcast(builder, scalar):
+    one = builder.insert_element(ir.Constant(_VEC, ir.Undefined), scalar, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(one, ir.Constant(_VEC, ir.Undefined), ir.Constant(ir.VectorType(ir.IntType(32), LANES), None))
+
+
+def _splat(value: float):
+    return ir.Constant(_VEC, [ir.Constant(_F32, value)] * LANES)
+
+
+def _fma(builder, a, b, c):
+    """``a * b + c`` lane-wise in one rounding (``vfmadd`` on AVX2 + FMA CPUs)."""
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]), "llvm.fma.v8f32")
+    return builder.call(fn, [a, b, c])
+
+
+def _unpack(builder, tile, n):
+    return [builder.extract_value(tile, i) for i in range(n)]
+
+
+def _pack(context, builder, tilety, values):
+    return context.make_tuple(builder, tilety, values)
+
+
+@intrinsic
+def tile_zeros(typingctx, P, CB):
+    """A ``P x CB`` tile of zeros."""
+    if _literals(P, CB) is None:
+        return None
+    p, cb = _literals(P, CB)
+    tilety = _tile_type(p, cb)
+
+    def codegen(context, builder, sig, args):
+        return _pack(context, builder, tilety, [_splat(0.0)] * (p * cb))
+
+    return tilety(P, CB), codegen
+
+
+@intrinsic
+def tile_bias(typingctx, b, boff, P, CB):
+    """Every pixel of a ``P x CB`` tile set to ``b[boff : boff + 8 * CB]``."""
+    if _literals(P, CB) is None:
+        return None
+    p, cb = _literals(P, CB)
+    tilety = _tile_type(p, cb)
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        off = _as_i64(context, builder, sig.args[1], args[1])
+        row = [builder.load(_vec_ptr(builder, data, builder.add(off, ir.Constant(ir.IntType(64), LANES * j))), align=4)
+               for j in range(cb)]
+        return _pack(context, builder, tilety, row * p)
+
+    return tilety(b, boff, P, CB), codegen
+
+
+@intrinsic
+def tile_load(typingctx, a, off, pstride, P, CB):
+    """Load a tile: vector ``(p, j)`` from ``a.flat[off + p * pstride + 8 * j]``."""
+    if _literals(P, CB) is None:
+        return None
+    p, cb = _literals(P, CB)
+    tilety = _tile_type(p, cb)
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        off = _as_i64(context, builder, sig.args[1], args[1])
+        ps = _as_i64(context, builder, sig.args[2], args[2])
+        vals = []
+        for i in range(p):
+            base = builder.add(off, builder.mul(ps, ir.Constant(ir.IntType(64), i)))
+            for j in range(cb):
+                ptr = _vec_ptr(builder, data, builder.add(base, ir.Constant(ir.IntType(64), LANES * j)))
+                vals.append(builder.load(ptr, align=4))
+        return _pack(context, builder, tilety, vals)
+
+    return tilety(a, off, pstride, P, CB), codegen
+
+
+@intrinsic
+def tile_store(typingctx, a, off, pstride, tile, P, CB):
+    """Store a tile: vector ``(p, j)`` to ``a.flat[off + p * pstride + 8 * j]``."""
+    if _literals(P, CB) is None:
+        return None
+    p, cb = _literals(P, CB)
+    if tile != _tile_type(p, cb):
+        raise TypeError(f"Expected a {p}x{cb} tile. Got {tile} instead.")
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        off = _as_i64(context, builder, sig.args[1], args[1])
+        ps = _as_i64(context, builder, sig.args[2], args[2])
+        vals = _unpack(builder, args[3], p * cb)
+        for i in range(p):
+            base = builder.add(off, builder.mul(ps, ir.Constant(ir.IntType(64), i)))
+            for j in range(cb):
+                ptr = _vec_ptr(builder, data, builder.add(base, ir.Constant(ir.IntType(64), LANES * j)))
+                builder.store(vals[i * cb + j], ptr, align=4)
+        return context.get_dummy_value()
+
+    return types.none(a, off, pstride, tile, P, CB), codegen
+
+
+@intrinsic
+def tile_fma_bcast(typingctx, tile, x, xoff, xstride, w, woff, P, CB):
+    """Rank-1 update: ``tile[p, j] += x.flat[xoff + p * xstride] * w.flat[woff + 8j : woff + 8j + 8]``.
+
+    One input channel of ``P`` pixels times one row of packed weights: the
+    inner step of a dense convolution.
+    """
+    if _literals(P, CB) is None:
+        return None
+    p, cb = _literals(P, CB)
+    if tile != _tile_type(p, cb):
+        raise TypeError(f"Expected a {p}x{cb} tile. Got {tile} instead.")
+
+    def codegen(context, builder, sig, args):
+        acc = _unpack(builder, args[0], p * cb)
+        xd = _data(context, builder, sig.args[1], args[1])
+        xo = _as_i64(context, builder, sig.args[2], args[2])
+        xs = _as_i64(context, builder, sig.args[3], args[3])
+        wd = _data(context, builder, sig.args[4], args[4])
+        wo = _as_i64(context, builder, sig.args[5], args[5])
+        def weight(j):
+            return builder.load(_vec_ptr(builder, wd, builder.add(wo, ir.Constant(ir.IntType(64), LANES * j))), align=4)
+
+        def pixel(i):
+            xi = builder.add(xo, builder.mul(xs, ir.Constant(ir.IntType(64), i)))
+            return _broadcast(builder, builder.load(builder.gep(xd, [xi]), align=4))
+
+        # Hold the shorter of the two operand lists in registers: P*CB accumulators
+        # + min(P, CB) + 1 registers, which fits 16 for the tile shapes in use.
+        if cb <= p:
+            wv = [weight(j) for j in range(cb)]
+            for i in range(p):
+                v = pixel(i)
+                for j in range(cb):
+                    acc[i * cb + j] = _fma(builder, v, wv[j], acc[i * cb + j])
+        else:
+            xv = [pixel(i) for i in range(p)]
+            for j in range(cb):
+                w = weight(j)
+                for i in range(p):
+                    acc[i * cb + j] = _fma(builder, xv[i], w, acc[i * cb + j])
+        return _pack(context, builder, sig.return_type, acc)
+
+    return tile(tile, x, xoff, xstride, w, woff, P, CB), codegen
+
+
+@intrinsic
+def tile_fma_lanes(typingctx, tile, x, xoff, xstride, w, woff, P, CB):
+    """Lane-wise update: ``tile[p, j] += x.flat[xoff + p*xstride + 8j : +8] * w.flat[woff + 8j : +8]``.
+
+    One filter tap of a depthwise convolution (each channel its own weight).
+    """
+    if _literals(P, CB) is None:
+        return None
+    p, cb = _literals(P, CB)
+    if tile != _tile_type(p, cb):
+        raise TypeError(f"Expected a {p}x{cb} tile. Got {tile} instead.")
+
+    def codegen(context, builder, sig, args):
+        acc = _unpack(builder, args[0], p * cb)
+        xd = _data(context, builder, sig.args[1], args[1])
+        xo = _as_i64(context, builder, sig.args[2], args[2])
+        xs = _as_i64(context, builder, sig.args[3], args[3])
+        wd = _data(context, builder, sig.args[4], args[4])
+        wo = _as_i64(context, builder, sig.args[5], args[5])
+        wv = [builder.load(_vec_ptr(builder, wd, builder.add(wo, ir.Constant(ir.IntType(64), LANES * j))), align=4)
+              for j in range(cb)]
+        for i in range(p):
+            xi = builder.add(xo, builder.mul(xs, ir.Constant(ir.IntType(64), i)))
+            for j in range(cb):
+                xv = builder.load(_vec_ptr(builder, xd, builder.add(xi, ir.Constant(ir.IntType(64), LANES * j))),
+                                  align=4)
+                acc[i * cb + j] = _fma(builder, xv, wv[j], acc[i * cb + j])
+        return _pack(context, builder, sig.return_type, acc)
+
+    return tile(tile, x, xoff, xstride, w, woff, P, CB), codegen
+
+
+def _fmax(builder, a, b):
+    return builder.select(builder.fcmp_ordered(">", a, b), a, b)
+
+
+def _fmin(builder, a, b):
+    return builder.select(builder.fcmp_ordered("<", a, b), a, b)
+
+
+def _activate_vec(builder, v, act, alpha, beta):
+    zero, one = _splat(0.0), _splat(1.0)
+    if act == ACT_CODES["Relu"]:
+        return _fmax(builder, v, zero)
+    if act == ACT_CODES["LeakyRelu"]:
+        return builder.select(builder.fcmp_ordered(">=", v, zero), v, builder.fmul(v, alpha))
+    if act == ACT_CODES["Clip"]:
+        return _fmin(builder, _fmax(builder, v, alpha), beta)
+    if act == ACT_CODES["HardSigmoid"]:
+        return _fmax(builder, zero, _fmin(builder, one, builder.fadd(builder.fmul(alpha, v), beta)))
+    if act == ACT_CODES["HardSwish"]:
+        gate = builder.fadd(builder.fdiv(v, _splat(6.0)), _splat(0.5))
+        return builder.fmul(v, _fmax(builder, zero, _fmin(builder, one, gate)))
+    return v
+
+
+@intrinsic
+def tile_activate(typingctx, tile, ACT, alpha, beta):
+    """Apply activation code ``ACT`` (a constant in :data:`VECTORISED_ACTS`) to every lane.
+
+    Same formulas as the scalar ``activate`` (comparisons are ordered, so a
+    NaN lane becomes 0 under Relu as it does there).
+    """
+    if _literals(ACT) is None:
+        return None
+    (act,) = _literals(ACT)
+    if act not in VECTORISED_ACTS:
+        raise TypeError(f"Expected an activation code in {sorted(VECTORISED_ACTS)}. Got {act} instead.")
+    n = tile.count
+
+    def codegen(context, builder, sig, args):
+        a = _broadcast(builder, context.cast(builder, args[2], sig.args[2], types.float32))
+        b = _broadcast(builder, context.cast(builder, args[3], sig.args[3], types.float32))
+        vals = [_activate_vec(builder, v, act, a, b) for v in _unpack(builder, args[0], n)]
+        return _pack(context, builder, sig.return_type, vals)
+
+    return tile(tile, ACT, alpha, beta), codegen
+
+
+# -- kernels ----------------------------------------------------------------
+
+
+#: Pixels per tile for a given number of 8-channel vectors per tile: about 12
+#: accumulators, leaving registers for weights and a broadcast input.
+_PIXELS_FOR_VECTORS = {4: 3, 3: 4, 2: 6, 1: 12}
+
+
+#: Bytes of weights one pass over a row of pixels may use: half of L1, the rest for pixels.
+_L1_WEIGHT_BYTES = 16 * 1024
+
+
+def tile_shape(vectors: int, *, taps_per_row: int = 0) -> tuple[int, int]:
+    """``(P, CB)``: pixels and 8-channel vectors per register tile.
+
+    ``vectors`` is the number of 8-channel vectors of output channels (per
+    group); ``taps_per_row`` (``KW * Cin/G``) the weights per output channel a
+    dense kernel row streams: ``CB`` shrinks until that slice of weights
+    (``taps_per_row * 8 * CB`` floats) fits the L1 budget.
+    """
+    fitting = [c for c in (4, 3, 2, 1) if vectors % c == 0]
+    fits = [c for c in fitting if taps_per_row * LANES * c * 4 <= _L1_WEIGHT_BYTES]
+    cb = (fits or fitting[-1:])[0]
+    return _PIXELS_FOR_VECTORS[cb], cb
 
 
 @numba.njit(**NUMBA_FLAGS)
-def conv2d_grouped(x, w, b, out, sy, sx, dy, dx, act, alpha, beta):
-    """Valid grouped convolution.
-
-    x : (H, W, G*Cig) float32, already padded
-    w : (G, KH, KW, Cig, Cog) float32, packed
-    b : (G*Cog,) float32
-    out : (Ho, Wo, G*Cog) float32, written
-    """
-    G, KH, KW, Cig, Cog = w.shape
-    Ho, Wo, _ = out.shape
-    for oy in range(Ho):
-        row = out[oy]
-        for ox in range(Wo):
-            for co in range(G * Cog):
-                row[ox, co] = b[co]
-        for ky in range(KH):
-            xrow = x[oy * sy + ky * dy]
-            for ox in range(Wo):
-                acc = row[ox]
-                for kx in range(KW):
-                    px = xrow[ox * sx + kx * dx]
-                    for g in range(G):
-                        wk = w[g, ky, kx]
-                        for ci in range(Cig):
-                            v = px[g * Cig + ci]
-                            wr = wk[ci]
-                            for co in range(Cog):
-                                acc[g * Cog + co] += v * wr[co]
-        for ox in range(Wo):
-            for co in range(G * Cog):
-                row[ox, co] = activate(row[ox, co], act, alpha, beta)
+def _activate_tile(acc, act, alpha, beta):
+    """The tile with a vectorisable activation applied (Sigmoid, Tanh: unchanged, see ``_activate_rows``)."""
+    if act == 1:
+        return tile_activate(acc, 1, alpha, beta)
+    if act == 2:
+        return tile_activate(acc, 2, alpha, beta)
+    if act == 3:
+        return tile_activate(acc, 3, alpha, beta)
+    if act == 6:
+        return tile_activate(acc, 6, alpha, beta)
+    if act == 7:
+        return tile_activate(acc, 7, alpha, beta)
+    return acc
 
 
 @numba.njit(**NUMBA_FLAGS)
-def conv2d_depthwise(x, w, b, out, sy, sx, dy, dx, act, alpha, beta):
-    """Valid depthwise convolution (one filter per channel, multiplier 1).
+def _activate_rows(out, oy, act, alpha, beta):
+    """Scalar activation of output row ``oy`` (for Sigmoid and Tanh)."""
+    row = out[oy]
+    for ox in range(row.shape[0]):
+        for c in range(row.shape[1]):
+            row[ox, c] = activate(row[ox, c], act, alpha, beta)
 
-    x : (H, W, C) ; w : (KH, KW, C) ; b : (C,) ; out : (Ho, Wo, C)
+
+@functools.lru_cache(maxsize=None)
+def dense_kernel(P: int, CB: int):
+    """Valid grouped convolution with tiles of ``P`` pixels x ``CB`` vectors.
+
+    The returned kernel ``(x, w, b, out, sy, sx, dy, dx, act, alpha, beta)`` reads
+    ``x (H, W, G*Cig)`` pre-padded, ``w (G, KH, KW, Cig, CogP)`` packed,
+    ``b (G*CogP,)``, and writes every element of ``out (Ho, Wo, G*CogP)``;
+    ``CogP`` must be a multiple of ``8 * CB``.
     """
-    KH, KW, C = w.shape
-    Ho, Wo, _ = out.shape
-    for oy in range(Ho):
-        row = out[oy]
-        for ox in range(Wo):
-            for c in range(C):
-                row[ox, c] = b[c]
-        for ky in range(KH):
-            xrow = x[oy * sy + ky * dy]
-            for ox in range(Wo):
-                acc = row[ox]
-                for kx in range(KW):
-                    px = xrow[ox * sx + kx * dx]
-                    wr = w[ky, kx]
-                    for c in range(C):
-                        acc[c] += px[c] * wr[c]
-        for ox in range(Wo):
-            for c in range(C):
-                row[ox, c] = activate(row[ox, c], act, alpha, beta)
+
+    @numba.njit(**NUMBA_FLAGS)
+    def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta):
+        _, Wi, Cin = x.shape
+        G, KH, KW, Cig, CogP = w.shape
+        Ho, Wo, CoutP = out.shape
+        blocks = CogP // (LANES * CB)
+        w_full = Wo - Wo % P
+        xstep = sx * Cin
+        # The taps of one kernel row are runs of input channels; without groups
+        # or column dilation they join into one run of KW * Cin (fewer, longer loops).
+        if G == 1 and dx == 1:
+            runs, run_len, x_run, w_run = 1, KW * Cin, 0, 0
+        else:
+            runs, run_len, x_run, w_run = KW, Cig, dx * Cin, Cig * CogP
+        for oy in range(Ho):
+            for g in range(G):
+                for ky in range(KH):
+                    iy = oy * sy + ky * dy
+                    for cb in range(blocks):
+                        co = g * CogP + cb * LANES * CB
+                        w_ky = (g * KH + ky) * KW * Cig * CogP + cb * LANES * CB
+                        for ox in range(0, w_full, P):
+                            oo = (oy * Wo + ox) * CoutP + co
+                            if ky == 0:
+                                acc = tile_bias(b, co, P, CB)
+                            else:
+                                acc = tile_load(out, oo, CoutP, P, CB)
+                            for r in range(runs):
+                                xo = (iy * Wi + ox * sx) * Cin + g * Cig + r * x_run
+                                wo = w_ky + r * w_run
+                                for t in range(run_len):
+                                    acc = tile_fma_bcast(acc, x, xo + t, xstep, w, wo + t * CogP, P, CB)
+                            if ky == KH - 1:
+                                acc = _activate_tile(acc, act, alpha, beta)
+                            tile_store(out, oo, CoutP, acc, P, CB)
+                        for ox in range(w_full, Wo):
+                            oo = (oy * Wo + ox) * CoutP + co
+                            if ky == 0:
+                                one = tile_bias(b, co, 1, CB)
+                            else:
+                                one = tile_load(out, oo, CoutP, 1, CB)
+                            for r in range(runs):
+                                xo = (iy * Wi + ox * sx) * Cin + g * Cig + r * x_run
+                                wo = w_ky + r * w_run
+                                for t in range(run_len):
+                                    one = tile_fma_bcast(one, x, xo + t, xstep, w, wo + t * CogP, 1, CB)
+                            if ky == KH - 1:
+                                one = _activate_tile(one, act, alpha, beta)
+                            tile_store(out, oo, CoutP, one, 1, CB)
+            if act == 4 or act == 5:
+                _activate_rows(out, oy, act, alpha, beta)
+
+    return kernel
 
 
-@numba.njit(**NUMBA_FLAGS)
-def conv_transpose2d_grouped(x, w, out, sy, sx, dy, dx):
-    """Full transposed convolution (no padding, no bias), accumulated into ``out``.
+@functools.lru_cache(maxsize=None)
+def depthwise_kernel(P: int, CB: int):
+    """Valid depthwise convolution (one filter per channel) with ``P x CB`` tiles.
 
-    x : (H, W, G*Cig) ; w : (G, KH, KW, Cig, Cog) ;
-    out : ((H-1)*sy + (KH-1)*dy + 1, (W-1)*sx + (KW-1)*dx + 1, G*Cog), zeroed by the caller
+    The kernel ``(x, w, b, out, sy, sx, dy, dx, act, alpha, beta)`` reads
+    ``x (H, W, CP)`` pre-padded, ``w (KH, KW, CP)``, ``b (CP,)`` and writes
+    ``out (Ho, Wo, CP)``; ``CP`` must be a multiple of ``8 * CB``.
     """
-    G, KH, KW, Cig, Cog = w.shape
-    H, W, _ = x.shape
-    for iy in range(H):
-        for ky in range(KH):
-            orow = out[iy * sy + ky * dy]
-            for ix in range(W):
-                px = x[iy, ix]
-                for kx in range(KW):
-                    acc = orow[ix * sx + kx * dx]
-                    for g in range(G):
-                        wk = w[g, ky, kx]
-                        for ci in range(Cig):
-                            v = px[g * Cig + ci]
-                            wr = wk[ci]
-                            for co in range(Cog):
-                                acc[g * Cog + co] += v * wr[co]
+
+    @numba.njit(**NUMBA_FLAGS)
+    def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta):
+        _, Wi, CP = x.shape
+        KH, KW, _ = w.shape
+        Ho, Wo, _ = out.shape
+        blocks = CP // (LANES * CB)
+        w_full = Wo - Wo % P
+        xstep = sx * CP
+        for oy in range(Ho):
+            for ox in range(0, w_full, P):
+                for cb in range(blocks):
+                    c0 = cb * LANES * CB
+                    acc = tile_bias(b, c0, P, CB)
+                    for ky in range(KH):
+                        xrow = (oy * sy + ky * dy) * Wi
+                        for kx in range(KW):
+                            xo = (xrow + ox * sx + kx * dx) * CP + c0
+                            acc = tile_fma_lanes(acc, x, xo, xstep, w, (ky * KW + kx) * CP + c0, P, CB)
+                    acc = _activate_tile(acc, act, alpha, beta)
+                    tile_store(out, (oy * Wo + ox) * CP + c0, CP, acc, P, CB)
+            for ox in range(w_full, Wo):
+                for cb in range(blocks):
+                    c0 = cb * LANES * CB
+                    one = tile_bias(b, c0, 1, CB)
+                    for ky in range(KH):
+                        xrow = (oy * sy + ky * dy) * Wi
+                        for kx in range(KW):
+                            xo = (xrow + ox * sx + kx * dx) * CP + c0
+                            one = tile_fma_lanes(one, x, xo, xstep, w, (ky * KW + kx) * CP + c0, 1, CB)
+                    one = _activate_tile(one, act, alpha, beta)
+                    tile_store(out, (oy * Wo + ox) * CP + c0, CP, one, 1, CB)
+            if act == 4 or act == 5:
+                _activate_rows(out, oy, act, alpha, beta)
+
+    return kernel
+
+
+@functools.lru_cache(maxsize=None)
+def transpose_kernel(P: int, CB: int):
+    """Full transposed convolution (no padding, no bias) with ``P x CB`` tiles.
+
+    The kernel ``(x, w, out, sy, sx, dy, dx)`` reads ``x (H, W, G*Cig)`` and
+    ``w (G, KH, KW, Cig, CogP)`` and accumulates into ``out``, zeroed by the
+    caller, of shape ``((H-1)*sy + (KH-1)*dy + 1, (W-1)*sx + (KW-1)*dx + 1, G*CogP)``:
+    output pixel ``u = i*s + j*d`` collects ``x[i] @ w[j]``.  When the taps of
+    different kernel positions never land on one pixel (``s >= (K-1)*d + 1`` on
+    both axes) each output pixel is written once, without reading it first.
+    """
+
+    @numba.njit(**NUMBA_FLAGS)
+    def kernel(x, w, out, sy, sx, dy, dx):
+        H, Wi, Cin = x.shape
+        G, KH, KW, Cig, CogP = w.shape
+        _, Wo, CoutP = out.shape
+        blocks = CogP // (LANES * CB)
+        w_full = Wi - Wi % P
+        ostep = sx * CoutP
+        disjoint = sy >= (KH - 1) * dy + 1 and sx >= (KW - 1) * dx + 1
+        for iy in range(H):
+            for g in range(G):
+                for ky in range(KH):
+                    oy = iy * sy + ky * dy
+                    for kx in range(KW):
+                        for cb in range(blocks):
+                            co = g * CogP + cb * LANES * CB
+                            wo = ((g * KH + ky) * KW + kx) * Cig * CogP + cb * LANES * CB
+                            for ix in range(0, w_full, P):
+                                oo = (oy * Wo + ix * sx + kx * dx) * CoutP + co
+                                if disjoint:
+                                    acc = tile_zeros(P, CB)
+                                else:
+                                    acc = tile_load(out, oo, ostep, P, CB)
+                                xo = (iy * Wi + ix) * Cin + g * Cig
+                                for ci in range(Cig):
+                                    acc = tile_fma_bcast(acc, x, xo + ci, Cin, w, wo + ci * CogP, P, CB)
+                                tile_store(out, oo, ostep, acc, P, CB)
+                            for ix in range(w_full, Wi):
+                                oo = (oy * Wo + ix * sx + kx * dx) * CoutP + co
+                                if disjoint:
+                                    one = tile_zeros(1, CB)
+                                else:
+                                    one = tile_load(out, oo, ostep, 1, CB)
+                                xo = (iy * Wi + ix) * Cin + g * Cig
+                                for ci in range(Cig):
+                                    one = tile_fma_bcast(one, x, xo + ci, Cin, w, wo + ci * CogP, 1, CB)
+                                tile_store(out, oo, ostep, one, 1, CB)
+
+    return kernel

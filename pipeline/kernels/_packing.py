@@ -1,0 +1,107 @@
+"""Convolution weights packed once for the tile kernels: channels last, padded, aligned."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import ModelError
+from ._conv import LANES
+
+__all__ = ["ALIGN", "aligned_empty", "padded", "PackedConv", "pack_conv", "pack_conv_transpose"]
+
+#: Byte alignment of packed weights and kernel outputs (a cache line; AVX needs 32).
+ALIGN = 64
+
+
+def aligned_empty(shape, dtype=np.float32, align: int = ALIGN) -> np.ndarray:
+    """An uninitialised C-contiguous array whose data starts on an ``align``-byte boundary."""
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape)) * dtype.itemsize
+    raw = np.empty(n + align, dtype=np.uint8)
+    start = (-raw.ctypes.data) % align
+    return raw[start : start + n].view(dtype).reshape(shape)
+
+
+def _aligned_zeros(shape) -> np.ndarray:
+    out = aligned_empty(shape)
+    out[...] = 0
+    return out
+
+
+def padded(n: int) -> int:
+    """``n`` rounded up to a whole number of 8-lane vectors."""
+    return -(-n // LANES) * LANES
+
+
+@dataclass(frozen=True, eq=False)
+class PackedConv:
+    """Weights of one (transposed) convolution, ready for the kernels.
+
+    Attributes
+    ----------
+    weights : float32 array, 64-byte aligned
+        Dense/grouped: ``(G, KH, KW, Cin/G, CogP)``; depthwise: ``(KH, KW, CP)``;
+        output channels (depthwise: channels) zero-padded to a multiple of 8.
+    groups, in_channels, out_channels : int
+    kernel : (int, int)
+    depthwise : bool
+        One filter per channel (``groups == Cin == Cout``).
+    """
+
+    weights: np.ndarray
+    groups: int
+    in_channels: int
+    out_channels: int
+    kernel: tuple[int, int]
+    depthwise: bool
+
+    def __reduce__(self):
+        # NumPy unpickles into 16-byte aligned memory; realign on the way in.
+        return (_restore, (np.asarray(self.weights), self.groups, self.in_channels, self.out_channels,
+                           self.kernel, self.depthwise))
+
+
+def _restore(weights, groups, in_channels, out_channels, kernel, depthwise) -> PackedConv:
+    w = aligned_empty(weights.shape)
+    w[...] = weights
+    return PackedConv(w, groups, in_channels, out_channels, tuple(kernel), depthwise)
+
+
+def _weights4(W, what: str) -> np.ndarray:
+    W = np.asarray(W)
+    if W.ndim != 4 or not np.issubdtype(W.dtype, np.number):
+        raise ModelError(f"Expected {what} weights as a numeric 4-D array. Got shape {W.shape}, dtype {W.dtype} instead.")
+    return W.astype(np.float32)
+
+
+def _check_groups(n: int, groups: int, axis: str) -> None:
+    if int(groups) < 1 or n % int(groups):
+        raise ModelError(f"Expected {axis} ({n}) divisible by groups ({groups}), groups >= 1.")
+
+
+def pack_conv(W, groups: int = 1) -> PackedConv:
+    """Pack ONNX Conv weights ``(Cout, Cin/groups, KH, KW)``."""
+    W = _weights4(W, "Conv")
+    cout, cig, kh, kw = W.shape
+    _check_groups(cout, groups, "Cout")
+    cog = cout // groups
+    if groups > 1 and cig == 1 and cog == 1:
+        packed = _aligned_zeros((kh, kw, padded(cout)))
+        packed[:, :, :cout] = W[:, 0].transpose(1, 2, 0)
+        return PackedConv(packed, groups, cout, cout, (kh, kw), True)
+    packed = _aligned_zeros((groups, kh, kw, cig, padded(cog)))
+    packed[..., :cog] = W.reshape(groups, cog, cig, kh, kw).transpose(0, 3, 4, 2, 1)
+    return PackedConv(packed, groups, cig * groups, cout, (kh, kw), False)
+
+
+def pack_conv_transpose(W, groups: int = 1) -> PackedConv:
+    """Pack ONNX ConvTranspose weights ``(Cin, Cout/groups, KH, KW)``."""
+    W = _weights4(W, "ConvTranspose")
+    cin, cog, kh, kw = W.shape
+    _check_groups(cin, groups, "Cin")
+    cig = cin // groups
+    packed = _aligned_zeros((groups, kh, kw, cig, padded(cog)))
+    packed[..., :cog] = W.reshape(groups, cig, cog, kh, kw).transpose(0, 3, 4, 1, 2)
+    return PackedConv(packed, groups, cin, cog * groups, (kh, kw), False)

@@ -1,0 +1,280 @@
+"""The tile convolution kernels: FMA on vector registers, and exact against NumPy einsum.
+
+The reference below is written here, in float64, from the ONNX definitions of
+Conv and ConvTranspose; it shares nothing with ``pipeline.kernels``.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+
+import numba
+import numpy as np
+import pytest
+
+from pipeline import kernels as K
+from pipeline.config import NUMBA_FLAGS
+from pipeline.errors import ChannelError, ModelError, ShapeError
+from pipeline.kernels._conv import dense_kernel, depthwise_kernel, tile_shape, transpose_kernel
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+HAS_AVX2_FMA = {"avx2", "fma"} <= _cpu_flags()
+
+
+# -- independent references ---------------------------------------------------
+
+def _act_ref(y, name, alpha, beta):
+    if name is None:
+        return y
+    if name == "Relu":
+        return np.maximum(y, 0)
+    if name == "LeakyRelu":
+        return np.where(y >= 0, y, alpha * y)
+    if name == "Clip":
+        return np.clip(y, alpha, beta)
+    if name == "Sigmoid":
+        return 1 / (1 + np.exp(-y))
+    if name == "Tanh":
+        return np.tanh(y)
+    if name == "HardSigmoid":
+        return np.clip(alpha * y + beta, 0, 1)
+    if name == "HardSwish":
+        return y * np.clip(y / 6 + 0.5, 0, 1)
+    raise AssertionError(name)
+
+
+def conv_ref(x, W, b, stride, dilation, groups, act=None, alpha=0.0, beta=0.0):
+    """Valid conv: x (H, W, Cin), W (Cout, Cin/g, KH, KW) ONNX -> (Ho, Wo, Cout), float64."""
+    x = x.astype(np.float64)
+    W = W.astype(np.float64)
+    cout, cig, kh, kw = W.shape
+    cog = cout // groups
+    (sy, sx), (dy, dx) = stride, dilation
+    ho = (x.shape[0] - (kh - 1) * dy - 1) // sy + 1
+    wo = (x.shape[1] - (kw - 1) * dx - 1) // sx + 1
+    out = np.zeros((ho, wo, cout))
+    for ky in range(kh):
+        for kx in range(kw):
+            tap = x[ky * dy : ky * dy + (ho - 1) * sy + 1 : sy, kx * dx : kx * dx + (wo - 1) * sx + 1 : sx]
+            for g in range(groups):
+                out[..., g * cog : (g + 1) * cog] += np.einsum(
+                    "hwc,oc->hwo", tap[..., g * cig : (g + 1) * cig], W[g * cog : (g + 1) * cog, :, ky, kx])
+    return _act_ref(out + (0 if b is None else b), act, alpha, beta)
+
+
+def conv_transpose_ref(x, W, stride, dilation, groups):
+    """Full transposed conv: x (H, W, Cin), W (Cin, Cout/g, KH, KW) ONNX; out[i*s + j*d] += x[i] @ W[:, :, j]."""
+    x = x.astype(np.float64)
+    W = W.astype(np.float64)
+    cin, cog, kh, kw = W.shape
+    cig = cin // groups
+    (sy, sx), (dy, dx) = stride, dilation
+    h, w = x.shape[:2]
+    out = np.zeros(((h - 1) * sy + (kh - 1) * dy + 1, (w - 1) * sx + (kw - 1) * dx + 1, cog * groups))
+    for ky in range(kh):
+        for kx in range(kw):
+            for g in range(groups):
+                contrib = np.einsum("hwc,co->hwo", x[..., g * cig : (g + 1) * cig], W[g * cig : (g + 1) * cig, :, ky, kx])
+                out[ky * dy : ky * dy + (h - 1) * sy + 1 : sy, kx * dx : kx * dx + (w - 1) * sx + 1 : sx,
+                    g * cog : (g + 1) * cog] += contrib
+    return out
+
+
+def _close(got, want, rtol=1e-4):
+    assert got.shape == want.shape
+    assert got.dtype == np.float32
+    scale = max(np.abs(want).max(), 1e-6)
+    err = np.abs(got.astype(np.float64) - want).max() / scale
+    assert err < rtol, f"max relative error {err:.2e}"
+
+
+# -- the compiled code ---------------------------------------------------------
+
+@pytest.mark.skipif(not HAS_AVX2_FMA, reason="this CPU lacks AVX2/FMA (no avx2+fma in /proc/cpuinfo flags)")
+@pytest.mark.parametrize("channels", [16, 32, 64])
+def test_3x3_conv_kernel_uses_fma_on_ymm_registers(channels):
+    # Compile the specialised kernel afresh (cached code cannot be inspected).
+    p, cb = tile_shape(channels // 8, taps_per_row=3 * channels)  # as conv2d chooses
+    flags = dict(NUMBA_FLAGS, cache=False)
+    kernel = numba.njit(**flags)(dense_kernel(p, cb).py_func)
+    x = np.random.default_rng(0).standard_normal((10, 12, channels)).astype(np.float32)
+    W = np.random.default_rng(1).standard_normal((channels, channels, 3, 3)).astype(np.float32)
+    packed = K.pack_conv_weights(W)
+    out = K.aligned_empty((8, 10, channels))
+    b = np.zeros(channels, np.float32)
+    kernel(x, packed.weights, b, out, 1, 1, 1, 1, 0, np.float32(0), np.float32(0))
+    _close(out, conv_ref(x, W, None, (1, 1), (1, 1), 1))
+    asm = "\n".join(kernel.inspect_asm().values())
+    fma_ymm = re.findall(r"vfmadd\d{3}ps\s+[^\n]*%ymm", asm)
+    # The inner loop is p * cb FMAs per input channel, unrolled by LLVM at least once.
+    assert len(fma_ymm) >= p * cb, f"{len(fma_ymm)} vfmadd...ps on ymm registers in the kernel"
+
+
+# -- dense and grouped convolutions ------------------------------------------
+
+DENSE_CASES = [
+    # (H, W, Cin, Cout, KH, KW, stride, dilation, groups)
+    (20, 23, 32, 32, 3, 3, (1, 1), (1, 1), 1),  # 1 block of 3 px x 4 vectors, remainder pixels
+    (9, 11, 16, 16, 3, 3, (1, 1), (1, 1), 1),  # 6 px x 2 vectors
+    (7, 30, 5, 24, 3, 3, (1, 1), (1, 1), 1),  # 4 px x 3 vectors
+    (6, 29, 7, 8, 3, 3, (1, 1), (1, 1), 1),  # 12 px x 1 vector
+    (5, 9, 3, 40, 3, 3, (1, 1), (1, 1), 1),  # 5 vectors -> 1-vector blocks
+    (13, 14, 5, 3, 3, 3, (2, 2), (2, 2), 1),  # Cout padded to 8, stride and dilation
+    (9, 10, 6, 1, 3, 3, (1, 2), (2, 1), 1),  # one output channel, mixed stride/dilation
+    (3, 3, 4, 9, 3, 3, (1, 1), (1, 1), 1),  # a 1-pixel output
+    (7, 7, 6, 10, 7, 7, (1, 1), (1, 1), 1),  # 7x7 kernel, 1-pixel output
+    (11, 12, 32, 64, 3, 3, (2, 2), (1, 1), 1),  # stride 2
+    (8, 9, 64, 128, 1, 1, (1, 1), (1, 1), 1),  # 1x1
+    (8, 7, 12, 20, 3, 3, (1, 1), (1, 1), 4),  # groups, Cout/g = 5 padded to 8
+    (9, 9, 16, 32, 3, 2, (2, 1), (1, 3), 2),  # groups, non-square kernel
+    (10, 10, 6, 6, 3, 3, (1, 1), (1, 1), 3),  # groups with Cin/g = Cout/g = 2
+    (4, 40, 3, 17, 1, 5, (1, 3), (1, 2), 1),  # 1x5 kernel, odd Cout
+]
+
+
+@pytest.mark.parametrize("case", DENSE_CASES, ids=lambda c: "x".join(map(str, c[:6])) + f"s{c[6]}d{c[7]}g{c[8]}")
+def test_dense_conv_matches_einsum(case):
+    h, w, cin, cout, kh, kw, stride, dilation, groups = case
+    rng = np.random.default_rng(hash(case) % 2**32)
+    x = rng.standard_normal((h, w, cin)).astype(np.float32)
+    W = rng.standard_normal((cout, cin // groups, kh, kw))
+    b = rng.standard_normal(cout).astype(np.float32)
+    got = K.conv2d(x, K.pack_conv_weights(W, groups), b, stride=stride, dilation=dilation)
+    _close(got, conv_ref(x, W.astype(np.float32), b, stride, dilation, groups))
+
+
+ACTIVATIONS = [(None, 0, 0), ("Relu", 0, 0), ("LeakyRelu", 0.1, 0), ("Clip", -0.5, 0.7), ("Sigmoid", 0, 0),
+               ("Tanh", 0, 0), ("HardSigmoid", 0.2, 0.5), ("HardSwish", 0, 0)]
+
+
+@pytest.mark.parametrize("act,alpha,beta", ACTIVATIONS)
+@pytest.mark.parametrize("cout,groups", [(16, 1), (12, 12)], ids=["dense", "depthwise"])
+def test_fused_bias_and_activation(act, alpha, beta, cout, groups):
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((9, 13, 12 if groups > 1 else 8)).astype(np.float32)
+    W = rng.standard_normal((cout, x.shape[2] // groups, 3, 3)).astype(np.float32) * 0.3
+    b = rng.standard_normal(cout).astype(np.float32)
+    got = K.conv2d(x, K.pack_conv_weights(W, groups), b, activation=act, alpha=alpha, beta=beta)
+    _close(got, conv_ref(x, W, b, (1, 1), (1, 1), groups, act, alpha, beta))
+
+
+# -- depthwise ---------------------------------------------------------------
+
+DEPTHWISE_CASES = [
+    # (H, W, C, K, stride, dilation)
+    (20, 21, 64, 3, (1, 1), (1, 1)),  # 3 px x 4 vectors, 2 blocks
+    (9, 17, 16, 3, (2, 2), (1, 1)),
+    (8, 15, 24, 5, (1, 1), (1, 1)),
+    (7, 9, 10, 3, (1, 2), (2, 1)),  # C padded to 16
+    (3, 3, 3, 3, (1, 1), (1, 1)),  # 1-pixel output, C padded to 8
+    (6, 30, 8, 3, (1, 1), (1, 1)),  # 12 px x 1 vector
+]
+
+
+@pytest.mark.parametrize("case", DEPTHWISE_CASES, ids=lambda c: "x".join(map(str, c[:4])) + f"s{c[4]}d{c[5]}")
+def test_depthwise_conv_matches_einsum(case):
+    h, w, c, k, stride, dilation = case
+    rng = np.random.default_rng(hash(case) % 2**32)
+    x = rng.standard_normal((h, w, c)).astype(np.float32)
+    W = rng.standard_normal((c, 1, k, k)).astype(np.float32)
+    b = rng.standard_normal(c).astype(np.float32)
+    packed = K.pack_conv_weights(W, c)
+    assert packed.depthwise
+    got = K.conv2d(x, packed, b, stride=stride, dilation=dilation)
+    _close(got, conv_ref(x, W, b, stride, dilation, c))
+
+
+def test_depthwise_with_channel_multiplier_uses_grouped_path():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 9, 6)).astype(np.float32)
+    W = rng.standard_normal((12, 1, 3, 3)).astype(np.float32)  # 2 filters per channel
+    packed = K.pack_conv_weights(W, 6)
+    assert not packed.depthwise
+    _close(K.conv2d(x, packed, None), conv_ref(x, W, None, (1, 1), (1, 1), 6))
+
+
+# -- transposed ----------------------------------------------------------------
+
+TRANSPOSE_CASES = [
+    # (H, W, Cin, Cout, K, stride, dilation, groups)
+    (9, 11, 64, 32, 2, (2, 2), (1, 1), 1),  # the U-Net up-sampling: disjoint taps
+    (5, 7, 16, 16, 3, (2, 2), (1, 1), 1),  # overlapping taps
+    (4, 6, 8, 3, 3, (1, 1), (1, 1), 1),  # stride 1, Cout padded
+    (5, 5, 6, 10, 2, (3, 2), (2, 1), 2),  # groups, dilation, taps with gaps
+    (1, 1, 4, 24, 4, (2, 2), (1, 1), 1),  # one input pixel
+    (3, 20, 7, 40, 2, (2, 2), (1, 1), 1),  # 1-vector blocks, remainder pixels
+]
+
+
+@pytest.mark.parametrize("case", TRANSPOSE_CASES, ids=lambda c: "x".join(map(str, c[:5])) + f"s{c[5]}d{c[6]}g{c[7]}")
+def test_conv_transpose_matches_einsum(case):
+    h, w, cin, cout, k, stride, dilation, groups = case
+    rng = np.random.default_rng(hash(case) % 2**32)
+    x = rng.standard_normal((h, w, cin)).astype(np.float32)
+    W = rng.standard_normal((cin, cout // groups, k, k)).astype(np.float32)
+    got = K.conv_transpose2d(x, K.pack_conv_transpose_weights(W, groups), stride=stride, dilation=dilation)
+    _close(got, conv_transpose_ref(x, W, stride, dilation, groups))
+
+
+# -- packing and bad input ------------------------------------------------------
+
+def test_packed_weights_are_aligned_and_stay_aligned_through_pickle():
+    W = np.random.default_rng(0).standard_normal((24, 16, 3, 3))
+    packed = K.pack_conv_weights(W)
+    assert packed.weights.ctypes.data % 64 == 0
+    assert packed.weights.shape == (1, 3, 3, 16, 24)
+    again = pickle.loads(pickle.dumps(packed))
+    assert again.weights.ctypes.data % 64 == 0
+    np.testing.assert_array_equal(again.weights, packed.weights)
+    x = np.random.default_rng(1).standard_normal((6, 6, 16)).astype(np.float32)
+    np.testing.assert_array_equal(K.conv2d(x, again), K.conv2d(x, packed))
+
+
+def test_output_is_independent_of_input_alignment_and_layout():
+    rng = np.random.default_rng(5)
+    big = rng.standard_normal((10, 12, 17)).astype(np.float32)
+    x = big[:, :, 1:]  # not contiguous, not aligned
+    W = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    _close(K.conv2d(x, K.pack_conv_weights(W)), conv_ref(x, W, None, (1, 1), (1, 1), 1))
+
+
+def test_bad_input_raises_typed_errors():
+    packed = K.pack_conv_weights(np.ones((8, 4, 3, 3)))
+    with pytest.raises(ChannelError, match="4 channels"):
+        K.conv2d(np.ones((5, 5, 3), np.float32), packed)
+    with pytest.raises(ShapeError, match="dilated kernel"):
+        K.conv2d(np.ones((2, 5, 4), np.float32), packed)
+    with pytest.raises(ShapeError, match="3-D"):
+        K.conv2d(np.ones((5, 5), np.float32), packed)
+    with pytest.raises(ShapeError, match="bias of 8"):
+        K.conv2d(np.ones((5, 5, 4), np.float32), packed, np.ones(7))
+    with pytest.raises(ValueError, match="stride"):
+        K.conv2d(np.ones((5, 5, 4), np.float32), packed, stride=(0, 1))
+    with pytest.raises(ModelError, match="divisible by groups"):
+        K.pack_conv_weights(np.ones((6, 2, 3, 3)), groups=4)
+    with pytest.raises(TypeError, match="pack_conv_weights"):
+        K.conv2d(np.ones((5, 5, 4), np.float32), np.ones((1, 3, 3, 4, 8), np.float32))
+
+
+def test_every_tile_shape_covers_its_channels():
+    for vectors in range(1, 33):
+        p, cb = tile_shape(vectors)
+        assert vectors % cb == 0 and 1 <= p * cb <= 12
+    # one compiled kernel per tile shape, shared by every layer using it
+    assert tile_shape(8, taps_per_row=3 * 64) == (6, 2)  # 3x3 64->64: 12 KiB weight slices, not 24
+    assert dense_kernel(*tile_shape(4)) is dense_kernel(3, 4)
+    assert depthwise_kernel(6, 2) is depthwise_kernel(6, 2)
+    assert transpose_kernel(6, 2) is transpose_kernel(6, 2)
