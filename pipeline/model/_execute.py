@@ -60,9 +60,17 @@ def _window(t: _Tensor, ry: Range, rx: Range, n: tuple[int, int], fill: float) -
     ix = (max(rx[0], 0), min(rx[1], n[1]))
     if iy == ry and ix == rx:
         return np.ascontiguousarray(t.crop(ry, rx))
-    out = np.full((ry[1] - ry[0], rx[1] - rx[0], t.data.shape[2]), fill, np.float32)
-    if iy[1] > iy[0] and ix[1] > ix[0]:
-        out[iy[0] - ry[0] : iy[1] - ry[0], ix[0] - rx[0] : ix[1] - rx[0]] = t.crop(iy, ix)
+    out = np.empty((ry[1] - ry[0], rx[1] - rx[0], t.data.shape[2]), np.float32)
+    if iy[1] <= iy[0] or ix[1] <= ix[0]:
+        out.fill(fill)
+        return out
+    y0, y1, x0, x1 = iy[0] - ry[0], iy[1] - ry[0], ix[0] - rx[0], ix[1] - rx[0]
+    # padding strips only, then the inside in one copy: each byte written once
+    out[:y0].fill(fill)
+    out[y1:].fill(fill)
+    out[y0:y1, :x0].fill(fill)
+    out[y0:y1, x1:].fill(fill)
+    out[y0:y1, x0:x1] = t.crop(iy, ix)
     return out
 
 
@@ -149,6 +157,7 @@ class Plan:
                 params: dict[str, Any] = dict(B=B.astype(np.float32), **act)
                 if node.op == "ConvTranspose":
                     params["W"] = K.pack_conv_transpose_weights(W, node.attrs["groups"])
+                    params["ones"] = np.ones(cout, np.float32)
                     steps.append(_Step(tail.name, node, "ConvTranspose", node.inputs, params))
                 else:
                     groups = 1 if node.op == "Dense" else node.attrs["groups"]
@@ -277,17 +286,24 @@ class Plan:
         s, d, pads = node.attrs["stride"], node.attrs["dilation"], node.attrs["pads"]
         (iy, ix), = input_ranges(node, out, shapes)
         cout = p["B"].shape[0]
-        result = np.zeros((out[0][1] - out[0][0], out[1][1] - out[1][0], cout), np.float32)
+        shape = (out[0][1] - out[0][0], out[1][1] - out[1][0], cout)
+        result = None
         if iy[1] > iy[0] and ix[1] > ix[0]:
             full = K.conv_transpose2d(np.ascontiguousarray(t.crop(iy, ix)), p["W"], stride=s, dilation=d)
             # full[u] is output position u - pad (unpadded index u = i*s + j*d, from i = iy[0])
             uy0, ux0 = iy[0] * s[0] - pads[0], ix[0] * s[1] - pads[1]
             ya, yb = max(out[0][0], uy0), min(out[0][1], uy0 + full.shape[0])
             xa, xb = max(out[1][0], ux0), min(out[1][1], ux0 + full.shape[1])
-            if yb > ya and xb > xa:
-                result[ya - out[0][0] : yb - out[0][0], xa - out[1][0] : xb - out[1][0]] = \
-                    full[ya - uy0 : yb - uy0, xa - ux0 : xb - ux0]
-        return K.affine_channels(result, np.ones(cout, np.float32), p["B"], activation=p["activation"],
+            if (ya, yb, xa, xb) == (out[0][0], out[0][1], out[1][0], out[1][1]):
+                result = full[ya - uy0 : yb - uy0, xa - ux0 : xb - ux0]  # covers the range: no assembly
+            else:
+                result = np.zeros(shape, np.float32)
+                if yb > ya and xb > xa:
+                    result[ya - out[0][0] : yb - out[0][0], xa - out[1][0] : xb - out[1][0]] = \
+                        full[ya - uy0 : yb - uy0, xa - ux0 : xb - ux0]
+        if result is None:
+            result = np.zeros(shape, np.float32)
+        return K.affine_channels(result, p["ones"], p["B"], activation=p["activation"],
                                  alpha=p["alpha"], beta=p["beta"])
 
     @staticmethod
