@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import dask.array as da
+from dask.base import tokenize
 import numpy as np
 
 from ..errors import ImageError, StorageError
@@ -19,20 +20,51 @@ PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
 _TIFF_AXES = {"T": "t", "C": "c", "S": "c", "Z": "z", "Y": "y", "X": "x"}
 
 
+class _TiffArray:
+    """A TIFF as a lazily read array: each read opens the file by path.
+
+    Only the path, shape and dtype travel with the graph, so the array can be
+    read on the workers of a distributed cluster (tifffile's store holds an
+    open file and cannot be pickled).
+    """
+
+    def __init__(self, path: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+        self.path, self.shape, self.dtype = path, tuple(shape), np.dtype(dtype)
+        self.ndim = len(self.shape)
+
+    def __getitem__(self, key):
+        import tifffile
+        import zarr
+
+        with tifffile.imread(self.path, aszarr=True) as store:
+            node = zarr.open(store=store, mode="r")
+            array = node if isinstance(node, zarr.Array) else node[sorted(node.array_keys(), key=int)[0]]
+            return np.asarray(array[key])
+
+
 def _tiff(path: str) -> Image:
     import tifffile
-    import zarr
 
     try:
-        store = tifffile.imread(path, aszarr=True)
-    except (tifffile.TiffFileError, ValueError, OSError) as exc:
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            series_axes, shape, dtype = series.axes, series.shape, series.dtype
+            page = series.pages[0]
+            tile = (getattr(page, "tilelength", 0) or 0, getattr(page, "tilewidth", 0) or 0)
+    except (tifffile.TiffFileError, ValueError, OSError, IndexError) as exc:
         raise StorageError(f"{path!r} cannot be read as TIFF: {' '.join(str(exc).split())}.") from None
-    with tifffile.TiffFile(path) as tif:
-        series_axes = tif.series[0].axes
-    node = zarr.open(store=store, mode="r")
-    array = node if isinstance(node, zarr.Array) else node[sorted(node.array_keys(), key=int)[0]]
     axes = [_TIFF_AXES.get(a, f"dim_{i}") for i, a in enumerate(series_axes)]
-    data = da.from_zarr(array)
+    # read blocks of whole tiles (or whole strips of rows), about 1024 px on a side
+    def whole_tiles(n: int, t: int) -> int:
+        return min(n, max(1024 // t, 1) * t) if t else min(n, 1024)
+
+    chunks = [shape[i] if a == "c" else 1 for i, a in enumerate(axes)]
+    for name, t in zip(("y", "x"), tile):
+        if name in axes:
+            i = axes.index(name)
+            chunks[i] = whole_tiles(shape[i], t)
+    data = da.from_array(_TiffArray(path, shape, dtype), chunks=tuple(chunks), asarray=False,
+                         name=f"tiff-{tokenize(path, os.path.getmtime(path))}", meta=np.empty((0,) * len(shape), dtype))
     return Image(data, tuple(axes), path, "tiff")
 
 
