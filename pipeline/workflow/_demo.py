@@ -13,7 +13,9 @@ Every step checks its output first, so a second run reuses everything.
 from __future__ import annotations
 
 import resource
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -94,14 +96,30 @@ def _generate(image_url: Path, size: int, seed: int, chunk: int, client, log) ->
     t0 = time.perf_counter()
     img, truth = nuclei((size, size), seed=seed, chunks=chunk)
     state = io.output_state(image_url).state
+    truth_url = image_url / "labels" / "truth"
     log(f"generating a {size} x {size} synthetic nuclei image into {image_url}")
-    io.write_image(img, image_url, axes=("y", "x"), name="nuclei", resume=state == "partial",
-                   overwrite=state == "external", source={"generator": "pipeline.synthetic.nuclei", "seed": seed},
-                   executor=priority_executor(client, 1))
-    # the truth reuses the same render tasks when they are still in memory; otherwise they rerun
-    truth_state = io.output_state(image_url / "labels" / "truth").state
-    io.write_labels(truth, image_url, "truth", axes=("y", "x"), resume=truth_state == "partial",
-                    executor=priority_executor(client, 1))
+
+    def write_truth() -> None:
+        # the labels group needs the image group; once it exists, image and truth are computed
+        # side by side so the scheduler renders each chunk once for both
+        meta = image_url / "zarr.json"
+        while not image_done.is_set() and not (meta.exists() and b"multiscales" in meta.read_bytes()):
+            time.sleep(0.05)
+        truth_state = io.output_state(truth_url).state
+        io.write_labels(truth, image_url, "truth", axes=("y", "x"), resume=truth_state == "partial",
+                        executor=priority_executor(client, 1, progress="generate truth"))
+
+    image_done = threading.Event()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        truth_job = pool.submit(write_truth)
+        try:
+            io.write_image(img, image_url, axes=("y", "x"), name="nuclei", resume=state == "partial",
+                           overwrite=state == "external",
+                           source={"generator": "pipeline.synthetic.nuclei", "seed": seed},
+                           executor=priority_executor(client, 1, progress="generate image"))
+        finally:
+            image_done.set()
+        truth_job.result()
     return time.perf_counter() - t0
 
 
@@ -153,7 +171,7 @@ def run_demo(
     reused = is_complete(outputs, opts)
     t0 = time.perf_counter()
     record = segment_image(image_url, data_dir, f"nuclei-{size}.prediction", opts,
-                           executor=priority_executor(client, 0), log=log)
+                           executor=priority_executor(client, 0, progress="segment"), log=log)
     t_seg = time.perf_counter() - t0
     if record.status == "failed":
         from ..errors import ExecutionError

@@ -79,21 +79,31 @@ def output_paths(source: Path, out_dir: Path, name: str, opts: SegmentOptions) -
     )
 
 
-def priority_executor(client, priority: float) -> Callable[[list, str], None]:
-    """An executor for :func:`pipeline.io.write_image` that submits with a Dask priority."""
+def priority_executor(client, priority: float, *, progress: str | None = None) -> Callable[[list, str], None]:
+    """An executor for :func:`pipeline.io.write_image` that submits with a Dask priority.
+
+    With ``progress``, a bar labelled ``"<progress> <level>"`` goes to stderr.
+    """
 
     def run(tasks: list, label: str) -> None:
         if not tasks:
             return
         from distributed import as_completed
 
+        from ..cluster import ProgressBar
+
+        bar = ProgressBar(len(tasks), f"{progress} {label}", stream=True) if progress else None
         futures = client.compute(list(tasks), priority=priority)
         try:
             for future in as_completed(futures):
                 if future.status == "error":
                     future.result()
                 future.release()
+                if bar:
+                    bar.update()
         finally:
+            if bar:
+                bar.close()
             for f in futures:
                 f.cancel()
 
