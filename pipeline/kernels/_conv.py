@@ -209,6 +209,18 @@ def tile_store(typingctx, a, off, pstride, tile, P, CB):
     return types.none(a, off, pstride, tile, P, CB), codegen
 
 
+def _tile_operands(context, builder, sig, args, n):
+    """Accumulators, input data/offset/stride and weight data/offset of a tile-update intrinsic."""
+    return (
+        _unpack(builder, args[0], n),
+        _data(context, builder, sig.args[1], args[1]),
+        _as_i64(context, builder, sig.args[2], args[2]),
+        _as_i64(context, builder, sig.args[3], args[3]),
+        _data(context, builder, sig.args[4], args[4]),
+        _as_i64(context, builder, sig.args[5], args[5]),
+    )
+
+
 @intrinsic
 def tile_fma_bcast(typingctx, tile, x, xoff, xstride, w, woff, P, CB):
     """Rank-1 update: ``tile[p, j] += x.flat[xoff + p * xstride] * w.flat[woff + 8j : woff + 8j + 8]``.
@@ -223,12 +235,7 @@ def tile_fma_bcast(typingctx, tile, x, xoff, xstride, w, woff, P, CB):
         raise TypeError(f"Expected a {p}x{cb} tile. Got {tile} instead.")
 
     def codegen(context, builder, sig, args):
-        acc = _unpack(builder, args[0], p * cb)
-        xd = _data(context, builder, sig.args[1], args[1])
-        xo = _as_i64(context, builder, sig.args[2], args[2])
-        xs = _as_i64(context, builder, sig.args[3], args[3])
-        wd = _data(context, builder, sig.args[4], args[4])
-        wo = _as_i64(context, builder, sig.args[5], args[5])
+        acc, xd, xo, xs, wd, wo = _tile_operands(context, builder, sig, args, p * cb)
         def weight(j):
             return builder.load(_vec_ptr(builder, wd, builder.add(wo, ir.Constant(ir.IntType(64), LANES * j))), align=4)
 
@@ -268,12 +275,7 @@ def tile_fma_lanes(typingctx, tile, x, xoff, xstride, w, woff, P, CB):
         raise TypeError(f"Expected a {p}x{cb} tile. Got {tile} instead.")
 
     def codegen(context, builder, sig, args):
-        acc = _unpack(builder, args[0], p * cb)
-        xd = _data(context, builder, sig.args[1], args[1])
-        xo = _as_i64(context, builder, sig.args[2], args[2])
-        xs = _as_i64(context, builder, sig.args[3], args[3])
-        wd = _data(context, builder, sig.args[4], args[4])
-        wo = _as_i64(context, builder, sig.args[5], args[5])
+        acc, xd, xo, xs, wd, wo = _tile_operands(context, builder, sig, args, p * cb)
         wv = [builder.load(_vec_ptr(builder, wd, builder.add(wo, ir.Constant(ir.IntType(64), LANES * j))), align=4)
               for j in range(cb)]
         for i in range(p):
