@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..errors import ShapeError
 from ._shapes import infer_shapes, resolved_pads
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -233,6 +234,23 @@ def _lcm_denominators(values) -> int:
     return out
 
 
+def _same_pad_periods(model: "Model") -> tuple[int, int]:
+    """Per axis, a period of the image size after which every layer's ``"same"`` pads repeat.
+
+    ``"same"`` padding of a strided layer depends on its input size modulo its
+    stride, so with such layers the halo is probed at every residue of the
+    product of the strides; otherwise one size suffices.
+    """
+    period = [1, 1]
+    strided_same = False
+    for node in model.nodes:
+        if node.op in ("Conv", "MaxPool", "AveragePool"):
+            st = node.attrs["stride"]
+            period = [p * s for p, s in zip(period, st)]
+            strided_same |= isinstance(node.attrs["pads"], str) and tuple(st) != (1, 1)
+    return (period[0], period[1]) if strided_same else (1, 1)
+
+
 def compute_geometry(model: "Model") -> Geometry:
     """Halo, stride, output scale and locality of ``model``.
 
@@ -254,18 +272,25 @@ def compute_geometry(model: "Model") -> Geometry:
 
     # a virtual image large enough that the probes never reach its edge
     unit = [st * max(1, (sc.denominator if sc else 1)) for st, sc in zip(stride, out_scale)]
-    big = [u * max(1, 4096 // u) * 64 for u in unit]
-    shapes = infer_shapes(model, big[0], big[1])
+    base = [u * max(1, 4096 // u) * 64 for u in unit]
     halo = [0, 0, 0, 0]
     drift = any(n.op == "Resize" and n.attrs["coordinate_transformation_mode"] == "align_corners" for n in model.nodes)
-    for frac in (Fraction(1, 4), Fraction(1, 2), Fraction(3, 4)):
-        for size_units in (1, 3):
-            origin = [int(b * frac) // u * u for b, u in zip(big, unit)]
-            size = [u * size_units for u in unit]
-            out = tuple((int(o * sc), int((o + n) * sc)) for o, n, sc in zip(origin, size, out_scale))
-            need = required_ranges(model, out, shapes)[model.input_name]
-            for ax in (0, 1):
-                halo[ax] = max(halo[ax], origin[ax] - need[ax][0])
-                halo[ax + 2] = max(halo[ax + 2], need[ax][1] - (origin[ax] + size[ax]))
+    period = _same_pad_periods(model)
+    for ry in range(period[0]):
+        for rx in range(period[1]):
+            big = (base[0] + ry, base[1] + rx)
+            try:
+                shapes = infer_shapes(model, *big)
+            except ShapeError:  # sizes the network cannot take (skip connections disagree)
+                continue
+            for frac in (Fraction(1, 4), Fraction(1, 2), Fraction(3, 4)):
+                for size_units in (1, 3):
+                    origin = [int(b * frac) // u * u for b, u in zip(big, unit)]
+                    size = [u * size_units for u in unit]
+                    out = tuple((int(o * sc), int((o + n) * sc)) for o, n, sc in zip(origin, size, out_scale))
+                    need = required_ranges(model, out, shapes)[model.input_name]
+                    for ax in (0, 1):
+                        halo[ax] = max(halo[ax], origin[ax] - need[ax][0])
+                        halo[ax + 2] = max(halo[ax + 2], need[ax][1] - (origin[ax] + size[ax]))
     halo = [max(h, 0) + (1 if drift else 0) for h in halo]
     return Geometry(tuple(halo), stride, out_scale, True)  # type: ignore[arg-type]
