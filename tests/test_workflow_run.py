@@ -154,3 +154,41 @@ def test_predict_many_and_object_tables(tmp_path, client):
     assert (frame.groupby("image").size() == results["objects"][:2].set_axis([str(p) for p in paths])).all()
     again = predict_many(table.iloc[:2], MODEL, output_dir=tmp_path / "out", chunks=64, client=client)
     assert list(again["status"]) == ["skipped", "skipped"]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_schedule_command_stops_after_the_run_in_flight(tmp_path, sig):
+    import signal
+
+    make_image(tmp_path / "in" / "a.ome.zarr", seed=11, size=64)
+    spec_path = tmp_path / "wf.yaml"
+    spec_path.write_text(yaml.safe_dump({
+        "name": "tick", "roots": [str(tmp_path), str(MODEL.parent)],
+        "inputs": {"glob": str(tmp_path / "in" / "*.ome.zarr")}, "model": str(MODEL),
+        "steps": [{"predict": {"chunks": 64}}], "output": {"dir": str(tmp_path / "out")},
+        "cluster": {"workers": 1, "threads_per_worker": 1}, "schedule": {"interval_seconds": 1}}))
+    records = tmp_path / "out" / "tick.runs.jsonl"
+    proc = subprocess.Popen([sys.executable, "-m", "pipeline", "workflow", "schedule", str(spec_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        # wait until the second run has started, then signal while it is in flight
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            lines.append(line)
+            if sum("scheduled run starting" in x for x in lines) == 2:
+                break
+        else:
+            pytest.fail("the schedule never started a second run: " + "".join(lines[-20:]))
+        proc.send_signal(getattr(signal, sig))
+        out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopping after the run in flight" in err
+    runs = read_records(records)
+    assert len(runs) == 2  # the run in flight finished and was recorded; no third began
+    assert [i["status"] for i in runs[0]["images"]] == ["done"]
+    assert [i["status"] for i in runs[1]["images"]] == ["skipped"]
