@@ -30,6 +30,23 @@ def _peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+class _Discard:
+    """A store target that drops what it is given (for images too large for this disk)."""
+
+    def __setitem__(self, key, value) -> None:
+        pass
+
+
+def worker_peak_discarding(edge: int, block: int) -> int:
+    """Peak RSS (KiB) of the single worker after predicting a lazy image and discarding the output."""
+    with connect(workers=1, threads_per_worker=1, echo=None) as client:
+        out = pipeline.predict(lazy_image(edge, block), blur_model(), chunks=block)
+        task = da.store(out, _Discard(), lock=False, compute=False)
+        client.compute(task).result()
+        (peak,) = client.run(_peak_rss_kib).values()
+    return peak
+
+
 def worker_peak(tmp_path, edge: int, block: int) -> int:
     """Peak RSS (KiB) of the single worker process after predicting and writing the whole image."""
     with connect(workers=1, threads_per_worker=1, echo=None) as client:
@@ -59,6 +76,13 @@ def test_worker_memory_does_not_grow_with_image_size(tmp_path):
 
 
 @pytest.mark.slow
-def test_worker_memory_1_vs_8_gigapixels(tmp_path):
-    """1 GPix and 8 GPix (about 32 GiB of float32 per channel, never in memory): within 20 %."""
-    _check(tmp_path, 32768, 92672, 2048)
+def test_worker_memory_1_vs_8_gigapixels():
+    """1 GPix and 8 GPix, streamed through the network to a discarding sink: within 20 %.
+
+    The output of 8 GPix (64 GiB of float32 for two channels) does not fit this
+    machine's disk; the Zarr write path is covered by the test above.
+    """
+    a = worker_peak_discarding(32768, 2048)
+    b = worker_peak_discarding(92672, 2048)
+    print(f"worker peak RSS: 1 GPix {a / 1024:.0f} MiB, 8 GPix {b / 1024:.0f} MiB")
+    assert b <= 1.2 * a, f"worker peak RSS {a} KiB at 1 GPix grew to {b} KiB at 8 GPix"
