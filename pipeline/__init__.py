@@ -2,28 +2,39 @@
 
 Blocks with exactly the halo the network needs, Numba kernels, Dask, Zarr;
 the result equals the network on the whole image at once.
+
+Only the model room is imported eagerly; the rest of the public API is
+imported on first use, so a Dask worker that unpickles a model does not pay
+for pandas, scikit-image or pydantic.
 """
+
+from importlib import import_module
 
 from . import errors
 from .model import Model, Node, load_model, run_model
-from .post import label, measure, write_table
-from .tiling import Percentile, predict
-from .workflow import object_tables, predict_many
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "Model",
-    "Node",
-    "load_model",
-    "run_model",
-    "predict",
-    "Percentile",
-    "label",
-    "measure",
-    "write_table",
-    "predict_many",
-    "object_tables",
-    "errors",
-    "__version__",
-]
+_LAZY = {
+    "predict": "pipeline.tiling",
+    "Percentile": "pipeline.tiling",
+    "label": "pipeline.post",
+    "measure": "pipeline.post",
+    "write_table": "pipeline.post",
+    "predict_many": "pipeline.workflow",
+    "object_tables": "pipeline.workflow",
+}
+
+__all__ = ["Model", "Node", "load_model", "run_model", *_LAZY, "errors", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
