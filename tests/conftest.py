@@ -13,3 +13,6 @@ settings.register_profile(
 )
 settings.register_profile("dev", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# export scripts that need torch (an optional training extra), not tests
+collect_ignore_glob = ["models/*.py"]
