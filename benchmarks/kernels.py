@@ -27,6 +27,8 @@ import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
+
+from benchmarks.report import machine_info  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -315,7 +317,8 @@ def main(argv=None) -> int:
 
     report = {
         "command": "python -m benchmarks.kernels " + " ".join(sys.argv[1:] if argv is None else argv),
-        "machine": {"processor": platform.processor(), "cpu_count": os.cpu_count(), "python": platform.python_version()},
+        "machine": {**machine_info(), "processor": platform.processor(), "cpu_count": os.cpu_count(),
+                    "python": platform.python_version()},
         "versions": {"numba": numba.__version__, "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
                      "numpy": np.__version__},
         "threads": 1,
