@@ -68,7 +68,9 @@ def test_any_region_equals_the_whole_image(y0, x0, h, w, seed):
     np.testing.assert_array_equal(lab, whole_lab[y0 : y0 + h, x0 : x0 + w])
 
 
-def test_huge_image_is_lazy_and_one_chunk_is_cheap(monkeypatch):
+@pytest.fixture
+def render_calls(monkeypatch):
+    """The region arguments of every chunk render, recorded as they happen."""
     calls = []
     real = nuclei_module.render_region
 
@@ -77,6 +79,11 @@ def test_huge_image_is_lazy_and_one_chunk_is_cheap(monkeypatch):
         return real(*args)
 
     monkeypatch.setattr(nuclei_module, "render_region", counting)
+    return calls
+
+
+def test_huge_image_is_lazy_and_one_chunk_is_cheap(render_calls):
+    calls = render_calls
     image, labels = nuclei((100_000, 100_000), seed=11, chunks=1024)
     assert image.shape == labels.shape == (100_000, 100_000)
     assert image.numblocks == (98, 98)
@@ -165,15 +172,8 @@ def test_bad_input_raises_typed_errors(call, error):
         call()
 
 
-def test_image_and_labels_computed_together_render_each_chunk_once(monkeypatch):
-    calls = []
-    real = nuclei_module.render_region
-
-    def counting(*args):
-        calls.append(args[3:])
-        return real(*args)
-
-    monkeypatch.setattr(nuclei_module, "render_region", counting)
+def test_image_and_labels_computed_together_render_each_chunk_once(render_calls):
+    calls = render_calls
     image, labels = nuclei((200, 300), seed=1, chunks=(100, 150))
     dask.compute(image, labels, scheduler="sync")
     assert sorted(calls) == [(0, 100, 0, 150), (0, 100, 150, 300), (100, 200, 0, 150), (100, 200, 150, 300)]
