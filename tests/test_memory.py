@@ -78,8 +78,8 @@ def test_worker_memory_does_not_grow_with_image_size(tmp_path):
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="known limitation: the overlap graph keeps about two rows of input blocks alive (output row i needs "
-    "input row i+1), so worker memory grows with the image width in blocks: measured 2153 MiB at 1 GPix and "
+    reason="known limitation: the overlap graph keeps rows of blocks alive (output row i needs input row i+1), "
+    "so worker memory grows with the image width in blocks: measured 2153 MiB at 1 GPix and "
     "5098 MiB at 8 GPix (2048 px blocks, one worker). Fix: each block reads its halo strips privately from "
     "the source instead of from its neighbours' blocks.",
 )
