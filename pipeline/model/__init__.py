@@ -3,7 +3,7 @@
 Knows nothing of Dask or Zarr; runs a network on one block of NumPy data.
 """
 
-from ._geometry import Geometry, compute_geometry, input_ranges, required_ranges
+from ._geometry import Geometry, compute_geometry, input_ranges, required_ranges, tensor_scales
 from ._graph import Model, Node
 from ._load import load_model
 from ._execute import Plan, get_plan, run_model
@@ -19,6 +19,7 @@ __all__ = [
     "infer_shapes",
     "input_ranges",
     "required_ranges",
+    "tensor_scales",
     "load_model",
     "Plan",
     "get_plan",

@@ -27,7 +27,7 @@ from ._shapes import infer_shapes, resolved_pads
 if TYPE_CHECKING:  # pragma: no cover
     from ._graph import Model, Node
 
-__all__ = ["Geometry", "compute_geometry", "input_ranges", "required_ranges", "resize_coordinates"]
+__all__ = ["Geometry", "compute_geometry", "tensor_scales", "input_ranges", "required_ranges", "resize_coordinates"]
 
 Range = tuple[int, int]
 
@@ -199,7 +199,7 @@ def required_ranges(
 
 
 # --------------------------------------------------------------------------- geometry
-def _scales(model: "Model") -> dict[str, tuple[Fraction, Fraction] | None]:
+def tensor_scales(model: "Model") -> dict[str, tuple[Fraction, Fraction] | None]:
     """Resolution of every tensor relative to the input (None: global, 1x1)."""
     one = (Fraction(1), Fraction(1))
     scale: dict[str, tuple[Fraction, Fraction] | None] = {model.input_name: one}
@@ -262,7 +262,7 @@ def compute_geometry(model: "Model") -> Geometry:
     resize modes whose mapping drifts with position (``align_corners``) are
     covered by taking the largest need over those origins plus one pixel.
     """
-    scales = _scales(model)
+    scales = tensor_scales(model)
     local = model.is_local and scales[model.output] is not None
     spatial = [s for s in scales.values() if s is not None]
     stride = (_lcm_denominators(s[0] for s in spatial), _lcm_denominators(s[1] for s in spatial))

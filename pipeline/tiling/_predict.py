@@ -12,7 +12,7 @@ import numpy as np
 from dask.base import tokenize
 
 from ..errors import ChannelError, DTypeError, ExecutionError, ShapeError, StorageError
-from ..model import Model, get_plan, load_model
+from ..model import Model, get_plan, load_model, tensor_scales
 from ._blocks import auto_block_edge, block_bounds, parse_chunks
 from ._prepost import (apply_post, mask_grid, normalize_lazily, parse_normalize, parse_post, post_channels,
                        post_dtype)
@@ -71,9 +71,7 @@ def _task_name(model: Model) -> str:
 def _bytes_per_pixel(model: Model) -> float:
     """Rough float32 bytes per input pixel of a block: input, two largest activations, output."""
     geo = model.geometry
-    from ..model._geometry import _scales
-
-    scales = _scales(model)
+    scales = tensor_scales(model)
     sizes = sorted(
         (model.channels[t] * float(s[0] * s[1]) for t, s in scales.items() if s is not None), reverse=True
     )

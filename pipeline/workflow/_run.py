@@ -92,14 +92,10 @@ def run_workflow(
         else:
             record.images = _run_jobs(spec, jobs, out_dir, client, log)
         record.status = "failed" if any(i.status == "failed" for i in record.images) else "ok"
-    except SpecError as exc:
+    except Exception as exc:  # the run itself failed: record why, then let the caller see it
         record.status = "error"
-        record.images.append(ImageRecord(input="(workflow)", status="failed", error=str(exc)))
-        raise
-    except Exception as exc:
-        record.status = "error"
-        record.images.append(ImageRecord(input="(workflow)", status="failed",
-                                         error=f"{type(exc).__name__}: {exc}"))
+        error = str(exc) if isinstance(exc, SpecError) else f"{type(exc).__name__}: {exc}"
+        record.images.append(ImageRecord(input="(workflow)", status="failed", error=error))
         raise
     finally:
         record.end = _now()
