@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from functools import partial
 from typing import Any
 
 import dask
@@ -14,8 +15,9 @@ from dask.base import tokenize
 from ..errors import ChannelError, DTypeError, ExecutionError, ShapeError, StorageError
 from ..model import Model, get_plan, load_model, tensor_scales
 from ._blocks import auto_block_edge, block_bounds, parse_chunks
-from ._prepost import (apply_post, mask_grid, normalize_lazily, parse_normalize, parse_post, post_channels,
-                       post_dtype)
+from ._prepost import (apply_post, mask_grid, normalization_stats, normalize_block, parse_normalize, parse_post,
+                       post_channels, post_dtype)
+from ._windows import window_source, windowed_blocks
 
 __all__ = ["predict", "as_dask_array", "normalize_channel_axis"]
 
@@ -156,6 +158,15 @@ def predict(
 
     Notes
     -----
+    Memory: when ``image`` is a store (a Zarr array or its path, the ``data``
+    of :func:`pipeline.io.open_image`, or ``dask.array.from_array`` over any
+    sliceable array other than NumPy), each block's task reads its own haloed
+    window from the store, so no block waits on another and a worker holds
+    only the blocks in flight, whatever the image size.  Other Dask arrays
+    (computed ones) hand halos between neighbouring blocks with Dask's
+    overlap, which keeps about a row of blocks alive; write such an input to
+    Zarr first when it is wider than a few dozen blocks.
+
     Image sizes: any size the network itself accepts is accepted.  Networks
     whose skip connections join maps of different resolutions (U-Nets) need
     sizes that are multiples of their stride; other sizes raise
@@ -205,8 +216,7 @@ def predict(
 
     out_c = post_channels(post_, cout)
     out_dtype = post_dtype(post_)
-    if norm is not None:
-        x = normalize_lazily(x, norm, reference_channel_axis=ch)
+    stats = normalization_stats(x, norm, reference_channel_axis=ch) if norm is not None else None
     req = parse_chunks(chunks)
     depth = geo.depth if geo.local else (0, 0)
     if req is None:
@@ -234,34 +244,27 @@ def predict(
             obx.append(obx[-1] + model.output_shape(by[1] - by[0], b - a)[2])
 
     lead = x.ndim - 3
-    x = x.rechunk(x.chunks[:lead] + (_bounds_to_chunks(by), _bounds_to_chunks(bx), (x.shape[-1],)))
-    if dy or dx:
-        x = da.overlap.overlap(
-            x,
-            depth={**{i: 0 for i in range(lead)}, lead: dy, lead + 1: dx, lead + 2: 0},
-            boundary={i: "none" for i in range(x.ndim)},
-            allow_rechunk=False,
-        )
     out_chunks = x.chunks[:lead] + (_bounds_to_chunks(oby), _bounds_to_chunks(obx), (out_c,))
-    model_key = dask.delayed(model, pure=True, traverse=False)
-    name = _task_name(model)
-    out = da.map_blocks(
-        _predict_block,
-        x,
-        model_key,
-        by=tuple(by),
-        bx=tuple(bx),
-        oby=tuple(oby),
-        obx=tuple(obx),
-        depth=(dy, dx),
-        image_size=(H, W),
-        local=geo.local,
-        post=post_,
-        chunks=out_chunks,
-        dtype=out_dtype,
-        meta=np.empty((0,) * x.ndim, out_dtype),
-        name=f"{name}-{tokenize(x, model.fingerprint, by, bx, post_)}",
-    )
+    deps = [dask.delayed(model, pure=True, traverse=False)] + ([stats] if stats is not None else [])
+    run = partial(_predict_block, by=tuple(by), bx=tuple(bx), oby=tuple(oby), obx=tuple(obx), depth=(dy, dx),
+                  image_size=(H, W), local=geo.local, post=post_, norm=norm)
+    meta = np.empty((0,) * x.ndim, out_dtype)
+    name = f"{_task_name(model)}-{tokenize(arr.name, ch, model.fingerprint, by, bx, post_, norm, [d.key for d in deps])}"
+    source = window_source(arr)
+    if source is not None:
+        # each block reads its own haloed window from the store: no task depends on a neighbour
+        out = windowed_blocks(source, shape=arr.shape, channel_axis=ch, lead_chunks=x.chunks[:lead], by=by, bx=bx,
+                              depth=(dy, dx), run=run, deps=deps, name=name, out_chunks=out_chunks, meta=meta)
+    else:
+        x = x.rechunk(x.chunks[:lead] + (_bounds_to_chunks(by), _bounds_to_chunks(bx), (x.shape[-1],)))
+        if dy or dx:
+            x = da.overlap.overlap(
+                x,
+                depth={**{i: 0 for i in range(lead)}, lead: dy, lead + 1: dx, lead + 2: 0},
+                boundary={i: "none" for i in range(x.ndim)},
+                allow_rechunk=False,
+            )
+        out = da.map_blocks(run, x, *deps, chunks=out_chunks, dtype=out_dtype, meta=meta, name=name)
     if mask is not None:
         out = _apply_mask(out, mask_grid(mask, (H, W), by, bx), fill_value)
     return da.moveaxis(out, -1, lead if ch is None else ch)
@@ -288,8 +291,9 @@ def _apply_mask(out: da.Array, keep: np.ndarray, fill_value) -> da.Array:
     return da.Array(graph, name, out.chunks, meta=out._meta)
 
 
-def _predict_block(block, model, *, by, bx, oby, obx, depth, image_size, local, post=None, block_id=None):
-    """Compute one output block (all leading planes) from one overlapped input block."""
+def _predict_block(block, model, stats=None, *, by, bx, oby, obx, depth, image_size, local, post=None, norm=None,
+                   block_id=None):
+    """Compute one output block (all leading planes) from one haloed, channels-last input block."""
     i, j = block_id[-3], block_id[-2]
     y0, y1, x0, x1 = by[i], by[i + 1], bx[j], bx[j + 1]
     ay, ax = max(0, y0 - depth[0]), max(0, x0 - depth[1])
@@ -303,7 +307,7 @@ def _predict_block(block, model, *, by, bx, oby, obx, depth, image_size, local, 
     lead_shape = block.shape[:-3]
     out = None
     for idx in np.ndindex(*lead_shape):
-        plane = np.asarray(block[idx], dtype=np.float32)
+        plane = normalize_block(block[idx], norm, stats)
         if local:
             y = plan.run(plane, origin=(ay, ax), image_size=image_size, out_range=out_range)
         else:

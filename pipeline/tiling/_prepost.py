@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import InputError, ShapeError
 
-__all__ = ["Percentile", "parse_normalize", "normalize_lazily", "parse_post", "apply_post", "post_channels",
+__all__ = ["Percentile", "parse_normalize", "normalization_stats", "normalize_block", "parse_post", "apply_post", "post_channels",
            "post_dtype", "mask_grid"]
 
 
@@ -89,11 +89,15 @@ def _percentiles(sample: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.percentile(flat, [low, high], axis=0).astype(np.float64)  # (2, C)
 
 
-def normalize_lazily(x: da.Array, spec, reference_channel_axis: int | None = None) -> da.Array:
-    """Normalise the channels-last dask array ``x`` with statistics of the whole image."""
+def normalization_stats(x: da.Array, spec, reference_channel_axis: int | None = None):
+    """Statistics of the whole image for ``normalize_block``: a delayed ``(2, C)`` array, or ``None``.
+
+    Fixed ranges need none.  Percentiles are computed once, from the
+    ``reference`` (a coarse pyramid level) or a regular subsample of the
+    channels-last ``x``, never per block.
+    """
     if isinstance(spec, tuple):
-        lo, hi = spec
-        return ((x.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32)
+        return None
     if spec.reference is not None:
         from ._predict import as_dask_array
 
@@ -107,11 +111,23 @@ def normalize_lazily(x: da.Array, spec, reference_channel_axis: int | None = Non
         sample = _sample(ref, spec.max_samples)
     else:
         sample = _sample(x, spec.max_samples)
-    stats = dask.delayed(_percentiles, pure=True)(sample, spec.low, spec.high)
-    stats = da.from_delayed(stats, shape=(2, x.shape[-1]), dtype=np.float64)
+    return dask.delayed(_percentiles, pure=True)(sample, spec.low, spec.high)
+
+
+def normalize_block(block: np.ndarray, spec, stats: np.ndarray | None) -> np.ndarray:
+    """Normalise a channels-last block ``(..., C)`` to float32 with whole-image statistics.
+
+    ``(x - lo) / (hi - lo)`` per channel: ``lo, hi`` are the fixed range, or
+    ``stats`` (rows: low and high percentile) from :func:`normalization_stats`.
+    """
+    if spec is None:
+        return np.asarray(block, dtype=np.float32)
+    if isinstance(spec, tuple):
+        lo, hi = spec
+        return ((block.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)).astype(np.float32)
     lo, hi = stats[0], stats[1]
-    scale = 1.0 / da.maximum(hi - lo, 1e-20)
-    return ((x - lo) * scale).astype(np.float32)
+    scale = 1.0 / np.maximum(hi - lo, 1e-20)
+    return ((block - lo) * scale).astype(np.float32)
 
 
 # ----------------------------------------------------------------------------- channel steps
