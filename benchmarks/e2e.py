@@ -475,6 +475,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS, help="directory for e2e.json and e2e.png")
     ap.add_argument("--tmp", default=None, help="directory for the temporary Zarr stores")
     args = ap.parse_args(argv)
+    if args.tmp is not None:
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)  # the directory for temporary stores may be new
     size = args.size or (2048 if args.quick else 4096)
     rounds = max(3, args.rounds or (3 if args.quick else 5))
     with tempfile.TemporaryDirectory(prefix="bench-e2e-", dir=args.tmp) as wd:

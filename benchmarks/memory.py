@@ -348,6 +348,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--tmp", default=None, help="directory for the temporary Zarr stores")
     args = ap.parse_args(argv)
+    if args.tmp is not None:
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)  # the directory for temporary stores may be new
     if args.point:
         what, kind, edge = args.point
         with tempfile.TemporaryDirectory(prefix="bench-memory-", dir=args.tmp) as wd:

@@ -338,6 +338,8 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--tmp", default=None)
     args = ap.parse_args(argv)
+    if args.tmp is not None:
+        Path(args.tmp).mkdir(parents=True, exist_ok=True)  # the directory for temporary stores may be new
     size = args.size or (2048 if args.quick else 4096)
     chunks = args.chunks or (512 if args.quick else 1024)
     sim = args.sim_size or 16 * chunks

@@ -89,6 +89,69 @@ def _percentiles(sample: np.ndarray, low: float, high: float) -> np.ndarray:
     return np.percentile(flat, [low, high], axis=0).astype(np.float64)  # (2, C)
 
 
+def _histogram_offset(dtype: np.dtype) -> tuple[int, int] | None:
+    """``(offset, bins)`` for dtypes of at most 16 bits (bool, [u]int8, [u]int16), else ``None``."""
+    if dtype.kind == "b":
+        return 0, 2
+    if dtype.kind in "ui" and dtype.itemsize <= 2:
+        info = np.iinfo(dtype)
+        return -int(info.min), int(info.max) - int(info.min) + 1
+    return None
+
+
+def _channel_histogram(block: np.ndarray, offset: int, bins: int) -> np.ndarray:
+    """Counts of every value per channel of a channels-last block: ``(bins, C)`` int64."""
+    flat = block.reshape(-1, block.shape[-1])
+    out = np.empty((bins, flat.shape[1]), np.int64)
+    for c in range(flat.shape[1]):
+        values = flat[:, c].astype(np.int64) + offset if offset else flat[:, c]
+        out[:, c] = np.bincount(values, minlength=bins)
+    return out
+
+
+def _sum(*parts: np.ndarray) -> np.ndarray:
+    return np.sum(parts, axis=0)
+
+
+def _percentiles_from_histogram(counts: np.ndarray, offset: int, low: float, high: float) -> np.ndarray:
+    """``np.percentile(values, [low, high])`` (its default linear method) from per-value counts ``(bins, C)``.
+
+    The q-th percentile of ``n`` sorted values interpolates between order
+    statistics ``floor(h)`` and ``ceil(h)``, ``h = (n - 1) q / 100``; both are
+    read off the cumulative counts.
+    """
+    out = np.empty((2, counts.shape[1]), np.float64)
+    for c in range(counts.shape[1]):
+        cum = np.cumsum(counts[:, c])
+        n = int(cum[-1])
+        for row, q in enumerate((low, high)):
+            h = (n - 1) * (q / 100.0)
+            k0 = int(np.floor(h))
+            k1 = min(k0 + 1, n - 1)
+            a, b = (float(np.searchsorted(cum, k, side="right")) - offset for k in (k0, k1))
+            t = h - k0
+            # NumPy's lerp: symmetric in the two ends, exact at t = 0 and t = 1
+            out[row, c] = a + (b - a) * t if t < 0.5 else b - (b - a) * (1 - t)
+    return out
+
+
+def _delayed_percentiles(sample: da.Array, low: float, high: float):
+    """Percentiles per channel of the channels-last ``sample``, a delayed ``(2, C)`` float64 array.
+
+    Images of at most 16 bits are counted chunk by chunk in parallel (one
+    histogram per chunk, summed in a tree); others are gathered and sorted.
+    """
+    hist = _histogram_offset(sample.dtype)
+    if hist is None:
+        return dask.delayed(_percentiles, pure=True)(sample, low, high)
+    offset, bins = hist
+    sample = sample.rechunk({sample.ndim - 1: -1})  # a histogram per chunk holds every channel
+    parts = [dask.delayed(_channel_histogram, pure=True)(b, offset, bins) for b in sample.to_delayed().ravel()]
+    while len(parts) > 1:
+        parts = [dask.delayed(_sum, pure=True)(*parts[i : i + 8]) for i in range(0, len(parts), 8)]
+    return dask.delayed(_percentiles_from_histogram, pure=True)(parts[0], offset, low, high)
+
+
 def normalization_stats(x: da.Array, spec, reference_channel_axis: int | None = None):
     """Statistics of the whole image for ``normalize_block``: a delayed ``(2, C)`` array, or ``None``.
 
@@ -111,7 +174,7 @@ def normalization_stats(x: da.Array, spec, reference_channel_axis: int | None = 
         sample = _sample(ref, spec.max_samples)
     else:
         sample = _sample(x, spec.max_samples)
-    return dask.delayed(_percentiles, pure=True)(sample, spec.low, spec.high)
+    return _delayed_percentiles(sample, spec.low, spec.high)
 
 
 def normalize_block(block: np.ndarray, spec, stats: np.ndarray | None) -> np.ndarray:
