@@ -155,7 +155,11 @@ def e2e_section(res: dict) -> list[str]:
         if "breakdown_s" in m:
             v = list(m["breakdown_s"].values())
             lines.append(f"| {name} | {v[0]:.1f} s | {v[1]:.1f} s | {v[2]:.1f} s ({100 * m['overhead_fraction']:.0f} %) |")
+    if res.get("torch_skipped"):
+        lines += ["", f"PyTorch not run: {res['torch_skipped']}"]
     for name in ("onnxruntime", "torch"):
+        if name not in res["methods"]:
+            continue
         p = res["methods"][name]["phases_median_s"]
         lines.append("")
         lines.append(f"{name} phases: " + ", ".join(f"{k} {v:.1f} s" for k, v in p.items())
