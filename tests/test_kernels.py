@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 import naive
 from pipeline import kernels as K
+from pipeline.errors import ChannelError, ShapeError
 
 rng = np.random.default_rng(11)
 
@@ -151,3 +152,129 @@ def test_packed_weights_are_aligned():
     for W, g in [(rng.normal(size=(32, 32, 3, 3)), 1), (rng.normal(size=(8, 1, 3, 3)), 8)]:
         packed = K.pack_conv_weights(W, g)
         assert packed.weights.ctypes.data % 32 == 0
+
+
+# -- windows that leave their source (the executor's in-kernel padding) ------------
+
+def _zero_window(x_hwc, origin, size, fill=0.0):
+    """``x`` read over ``[origin, origin + size)``, ``fill`` outside it (independent of the kernels)."""
+    out = np.full((size[0], size[1], x_hwc.shape[2]), fill, np.float32)
+    for i in range(size[0]):
+        for j in range(size[1]):
+            y, xx = origin[0] + i, origin[1] + j
+            if 0 <= y < x_hwc.shape[0] and 0 <= xx < x_hwc.shape[1]:
+                out[i, j] = x_hwc[y, xx]
+    return out
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    two=st.booleans(),
+    groups=st.sampled_from([1, 1, 2]),
+    c1=st.integers(1, 24),
+    c2=st.integers(1, 24),
+    cout=st.integers(1, 40),
+    k=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    src=st.tuples(st.integers(1, 9), st.integers(1, 30)),
+    out=st.tuples(st.integers(0, 8), st.integers(0, 30)),
+    origin=st.tuples(st.integers(-6, 6), st.integers(-6, 6)),
+    shift=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+    act=st.integers(0, len(ACTS) - 1),
+)
+def test_conv2d_window_matches_naive_on_zero_padded_concat(two, groups, c1, c2, cout, k, stride, dilation, src, out,
+                                                           origin, shift, act):
+    if two:
+        groups = 1
+    c1, cout = c1 * groups, cout * groups
+    x1 = rng.normal(size=(*src, c1)).astype(np.float32)
+    x2 = rng.normal(size=(*src, c2)).astype(np.float32)
+    # the second source is stored with other margins: its window origin differs by `shift`
+    x2_stored = np.ascontiguousarray(np.pad(x2, ((shift[0], 1), (shift[1], 2), (0, 0))))
+    cin = c1 + (c2 if two else 0)
+    W = rng.normal(size=(cout, cin // groups, *k)).astype(np.float32)
+    B = rng.normal(size=cout).astype(np.float32)
+    name, ref_act = ACTS[act]
+    alpha, beta = ACT_PARAMS.get(name, (0.0, 0.0))
+    hin = (out[0] - 1) * stride[0] + (k[0] - 1) * dilation[0] + 1
+    win = (out[1] - 1) * stride[1] + (k[1] - 1) * dilation[1] + 1
+    xs, origins = [x1], [origin]
+    ws = [K.pack_conv_weights(W[:, :c1] if two else W, groups)]
+    cat = x1
+    if two:
+        xs.append(x2_stored)
+        origins.append((origin[0] + shift[0], origin[1] + shift[1]))
+        ws.append(K.pack_conv_weights(W[:, c1:]))
+        cat = np.concatenate([x1, x2], axis=2)
+    ours = K.conv2d_window(xs, origins, ws, B, out, stride=stride, dilation=dilation, activation=name,
+                           alpha=alpha, beta=beta)
+    assert ours.shape == (*out, cout)
+    if out[0] == 0 or out[1] == 0:
+        return
+    window = chw(_zero_window(cat, origin, (hin, win)))
+    ref = ref_act(naive.conv2d(window, W, B, stride=stride, dilation=dilation, groups=groups))
+    close(chw(ours), ref)
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    groups=st.sampled_from([1, 2]),
+    cin_per_group=st.integers(1, 6),
+    cout_per_group=st.integers(1, 12),
+    k=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+    stride=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+    dilation=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+    size=st.tuples(st.integers(1, 6), st.integers(1, 20)),
+    out=st.tuples(st.integers(0, 12), st.integers(0, 40)),
+    origin=st.tuples(st.integers(-5, 6), st.integers(-5, 6)),
+    act=st.integers(0, len(ACTS) - 1),
+)
+def test_conv_transpose2d_window_matches_naive(groups, cin_per_group, cout_per_group, k, stride, dilation, size, out,
+                                                origin, act):
+    cin, cout = cin_per_group * groups, cout_per_group * groups
+    x = rng.normal(size=(cin, *size)).astype(np.float32)
+    W = rng.normal(size=(cin, cout_per_group, *k)).astype(np.float32)
+    B = rng.normal(size=cout).astype(np.float32)
+    name, ref_act = ACTS[act]
+    alpha, beta = ACT_PARAMS.get(name, (0.0, 0.0))
+    ours = K.conv_transpose2d_window(hwc(x), K.pack_conv_transpose_weights(W, groups), B, origin, out, stride=stride,
+                                     dilation=dilation, activation=name, alpha=alpha, beta=beta)
+    assert ours.shape == (*out, cout)
+    full = hwc(naive.conv_transpose2d(x, W, None, stride=stride, dilation=dilation, groups=groups))
+    # outside the full transposed output only the bias remains
+    window = _zero_window(full, origin, out) + B
+    close(chw(ours), ref_act(chw(window)))
+
+
+@pytest.mark.parametrize("kernel, stride, dilation", [((2, 2), (2, 2), (1, 1)), ((3, 3), (1, 1), (1, 1)),
+                                                      ((3, 2), (2, 1), (2, 1))])
+@pytest.mark.parametrize("channels", [3, 16, 21])
+@pytest.mark.parametrize("origin", [(-1, -1), (0, 2), (-2, 1), (3, -4)])
+def test_max_pool2d_window_reads_minus_inf_outside(kernel, stride, dilation, channels, origin):
+    x = rng.normal(size=(7, 9, channels)).astype(np.float32)
+    out = (5, 6)
+    hin = (out[0] - 1) * stride[0] + (kernel[0] - 1) * dilation[0] + 1
+    win = (out[1] - 1) * stride[1] + (kernel[1] - 1) * dilation[1] + 1
+    window = chw(_zero_window(x, origin, (hin, win), fill=-np.inf))
+    ref = naive.max_pool(window, kernel=kernel, stride=stride, dilation=dilation)
+    ours = K.max_pool2d_window(x, origin, out, kernel=kernel, stride=stride, dilation=dilation)
+    np.testing.assert_array_equal(chw(ours), ref)
+
+
+def test_windowed_kernels_reject_bad_input():
+    packed = K.pack_conv_weights(np.ones((8, 4, 3, 3)))
+    x = np.ones((5, 5, 4), np.float32)
+    with pytest.raises(ChannelError, match="4 channels"):
+        K.conv2d_window([np.ones((5, 5, 3), np.float32)], [(0, 0)], [packed], None, (3, 3))
+    with pytest.raises(ValueError, match="one or two sources"):
+        K.conv2d_window([x, x, x], [(0, 0)] * 3, [packed] * 3, None, (3, 3))
+    with pytest.raises(ShapeError, match="share kernel"):
+        K.conv2d_window([x, x], [(0, 0)] * 2, [packed, K.pack_conv_weights(np.ones((8, 4, 1, 1)))], None, (3, 3))
+    with pytest.raises(ShapeError, match="groups == 1"):
+        grouped = K.pack_conv_weights(np.ones((8, 2, 3, 3)), groups=2)
+        K.conv2d_window([x, x], [(0, 0)] * 2, [grouped, grouped], None, (3, 3))
+    with pytest.raises(TypeError, match="depthwise"):
+        K.conv2d_window([x], [(0, 0)], [K.pack_conv_weights(np.ones((4, 1, 3, 3)), groups=4)], None, (3, 3))
+    with pytest.raises(ShapeError, match="non-negative"):
+        K.conv_transpose2d_window(x, K.pack_conv_transpose_weights(np.ones((4, 2, 2, 2))), None, (0, 0), (-1, 3))

@@ -2,10 +2,13 @@
 
 This room imports NumPy and Numba only.  Private ``@njit`` kernels live in
 ``_conv``, ``_pool``, ``_resize`` and ``_pointwise``; the functions here
-validate arguments, pack weights and allocate outputs.  Inputs to the spatial
-kernels are *already padded*: every kernel computes a "valid" operation, and
-the caller (the block executor) supplies the layer's own padding, which
-differs at the image edge from inside the image.
+validate arguments, pack weights and allocate outputs.  ``conv2d``,
+``max_pool2d`` and the other plain functions compute a "valid" operation on
+an *already padded* map.  The ``*_window`` variants used by the block
+executor read a window of an unpadded source that may leave it, and supply
+the layer's padding (zeros, ``-inf``) in the kernel, so no padded copy is
+made; ``conv2d_window`` also reads two sources as their channel
+concatenation, so a Concat feeding a convolution is never built.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import numpy as np  # noqa: E402
 
 from ..errors import ChannelError, ShapeError  # noqa: E402
 from ._activations import ACT_CODES, activation_code  # noqa: E402
-from ._conv import LANES, dense_kernel, depthwise_kernel, tile_shape, transpose_kernel  # noqa: E402
+from ._conv import L1_WEIGHT_BYTES, LANES, dense_kernel, depthwise_kernel, tile_shape, transpose_kernel  # noqa: E402
 from ._packing import PackedConv, aligned_empty, pack_conv, pack_conv_transpose  # noqa: E402
 from ._pointwise import activation_inplace, affine_channels_inplace, softmax_channels_inplace  # noqa: E402
 from ._pool import avg_pool2d as _avg_pool2d  # noqa: E402
@@ -34,8 +37,11 @@ __all__ = [
     "pack_conv_weights",
     "pack_conv_transpose_weights",
     "conv2d",
+    "conv2d_window",
     "conv_transpose2d",
+    "conv_transpose2d_window",
     "max_pool2d",
+    "max_pool2d_window",
     "avg_pool2d",
     "resize_nearest",
     "resize_linear",
@@ -147,7 +153,6 @@ def conv2d(
     w = _packed(w, transpose=False)
     sy, sx = _pair("stride", stride)
     dy, dx = _pair("dilation", dilation)
-    act = activation_code(activation)
     kh, kw = w.kernel
     if x.shape[2] != w.in_channels:
         raise ChannelError(f"Expected x with {w.in_channels} channels for these weights. Got {x.shape[2]} instead.")
@@ -155,21 +160,106 @@ def conv2d(
     if ho < 1 or wo < 1:
         raise ShapeError(f"Expected x at least as large as the dilated kernel {((kh - 1) * dy + 1, (kw - 1) * dx + 1)}. "
                          f"Got {x.shape[:2]} instead.")
-    width = w.weights.shape[-1] * (1 if w.depthwise else w.groups)
-    bias = _padded_bias(b, w, width)
-    out = aligned_empty((ho, wo, width))
-    taps = 0 if w.depthwise else w.kernel[1] * w.weights.shape[3]
-    p, cb = tile_shape(w.weights.shape[-1] // LANES, taps_per_row=taps)
     if w.depthwise:
-        if x.shape[2] != width:
-            xp = np.zeros(x.shape[:2] + (width,), np.float32)
-            xp[..., : x.shape[2]] = x
-            x = xp
-        kernel = depthwise_kernel(p, cb)
-    else:
-        kernel = dense_kernel(p, cb)
-    kernel(x, w.weights, bias, out, sy, sx, dy, dx, act, np.float32(alpha), np.float32(beta))
+        return _depthwise(x, w, b, (ho, wo), (sy, sx), (dy, dx), activation, alpha, beta)
+    return conv2d_window([x], [(0, 0)], [w], b, (ho, wo), stride=(sy, sx), dilation=(dy, dx),
+                         activation=activation, alpha=alpha, beta=beta)
+
+
+def _depthwise(x, w, b, shape, stride, dilation, activation, alpha, beta) -> np.ndarray:
+    width = w.weights.shape[-1]
+    bias = _padded_bias(b, w, width)
+    out = aligned_empty(tuple(shape) + (width,))
+    p, cb = tile_shape(width // LANES)
+    if x.shape[2] != width:
+        xp = np.zeros(x.shape[:2] + (width,), np.float32)
+        xp[..., : x.shape[2]] = x
+        x = xp
+    depthwise_kernel(p, cb)(x, w.weights, bias, out, *stride, *dilation, activation_code(activation),
+                            np.float32(alpha), np.float32(beta))
     return _unpadded(out, w)
+
+
+def conv2d_window(
+    xs,
+    origins,
+    ws,
+    b: np.ndarray | None,
+    out_shape: tuple[int, int],
+    *,
+    stride=(1, 1),
+    dilation=(1, 1),
+    activation: str | None = None,
+    alpha: float = 0.0,
+    beta: float = 0.0,
+    alloc=None,
+) -> np.ndarray:
+    """Convolution of a window that may leave its source(s), zeros outside.
+
+    ``out[oy, ox] = act(b + sum_s sum_taps xs[s][oy_s + oy*sy + ky*dy, ox_s + ox*sx + kx*dx] @ ws[s][ky, kx])``
+    with ``(oy_s, ox_s) = origins[s]`` and every source read as zero outside
+    its extent: the layer's zero padding, without a padded copy.  Two sources
+    are the channel concatenation of their maps (weights split along input
+    channels, ``groups == 1``).  Not for depthwise weights.
+
+    Parameters
+    ----------
+    xs : list of one or two (Hs, Ws, Cs) float32 arrays
+    origins : list of (int, int)
+        Window origin in each source's own pixel coordinates (may be negative).
+    ws : list of PackedConv
+        One per source, same kernel and output channels.
+    b : (Cout,) array, optional
+    out_shape : (Ho, Wo)
+    stride, dilation, activation, alpha, beta
+        As for :func:`conv2d`.
+    alloc : callable, optional
+        ``alloc(shape)`` returns an uninitialised 32-byte aligned C-contiguous
+        float32 array for the kernel's output (default :func:`aligned_empty`).
+
+    Returns
+    -------
+    (Ho, Wo, Cout) float32 array
+    """
+    if not 1 <= len(xs) <= 2 or len(xs) != len(ws) or len(xs) != len(origins):
+        raise ValueError(f"Expected one or two sources with one weight set and origin each. Got {len(xs)}, "
+                         f"{len(ws)} and {len(origins)} instead.")
+    xs = [_f32("x", x, 3) for x in xs]
+    ws = [_packed(w, transpose=False) for w in ws]
+    sy, sx = _pair("stride", stride)
+    dy, dx = _pair("dilation", dilation)
+    w = ws[0]
+    for x, wi in zip(xs, ws):
+        if wi.depthwise:
+            raise TypeError("Expected dense or grouped weights. Got depthwise weights instead (use conv2d).")
+        if x.shape[2] != wi.in_channels:
+            raise ChannelError(f"Expected x with {wi.in_channels} channels for these weights. Got {x.shape[2]} instead.")
+        if wi.kernel != w.kernel or wi.out_channels != w.out_channels or wi.weights.shape[-1] != w.weights.shape[-1]:
+            raise ShapeError("Expected the weights of every source to share kernel and output channels.")
+    if len(xs) == 2 and (ws[0].groups != 1 or ws[1].groups != 1):
+        raise ShapeError(f"Expected groups == 1 with two sources. Got {ws[0].groups} and {ws[1].groups} instead.")
+    ho, wo = (int(v) for v in out_shape)
+    if ho < 0 or wo < 0:
+        raise ShapeError(f"Expected a non-negative output shape. Got {out_shape} instead.")
+    act = activation_code(activation)
+    width = w.weights.shape[-1] * w.groups
+    bias = _padded_bias(b, w, width)
+    out = (alloc or aligned_empty)((ho, wo, width))
+    taps = max(wi.kernel[1] * wi.weights.shape[3] for wi in ws)
+    p, cb = tile_shape(w.weights.shape[-1] // LANES, taps_per_row=taps)
+    if len(xs) == 2:
+        x2, w2, (y2, x2o) = xs[1], ws[1].weights, origins[1]
+    else:
+        x2, w2, (y2, x2o) = _NO_SOURCE, np.zeros((1,) + w.weights.shape[1:3] + (0, w.weights.shape[4]), np.float32), (0, 0)
+    y0, x0 = origins[0]
+    all_rows = all(wi.weights[0].size // wi.weights.shape[-1] * LANES * cb * 4 <= L1_WEIGHT_BYTES for wi in ws)
+    if ho and wo:
+        dense_kernel(p, cb)(xs[0], w.weights, bias, out, sy, sx, dy, dx, act, np.float32(alpha), np.float32(beta),
+                            int(y0), int(x0), x2, w2, int(y2), int(x2o), all_rows)
+    return _unpadded(out, w)
+
+
+_NO_SOURCE = np.zeros((1, 1, 0), np.float32)
 
 
 def conv_transpose2d(x: np.ndarray, w: PackedConv, *, stride=(1, 1), dilation=(1, 1)) -> np.ndarray:
@@ -191,17 +281,70 @@ def conv_transpose2d(x: np.ndarray, w: PackedConv, *, stride=(1, 1), dilation=(1
     w = _packed(w, transpose=True)
     sy, sx = _pair("stride", stride)
     dy, dx = _pair("dilation", dilation)
-    if x.shape[2] != w.in_channels:
-        raise ChannelError(f"Expected x with {w.in_channels} channels for these weights. Got {x.shape[2]} instead.")
     (kh, kw), (h, w_in) = w.kernel, x.shape[:2]
     shape = ((h - 1) * sy + (kh - 1) * dy + 1, (w_in - 1) * sx + (kw - 1) * dx + 1)
     if h == 0 or w_in == 0:
+        if x.shape[2] != w.in_channels:
+            raise ChannelError(f"Expected x with {w.in_channels} channels for these weights. Got {x.shape[2]} instead.")
         return np.zeros((max(shape[0], 0), max(shape[1], 0), w.out_channels), np.float32)
+    return conv_transpose2d_window(x, w, None, (0, 0), shape, stride=(sy, sx), dilation=(dy, dx))
+
+
+def conv_transpose2d_window(
+    x: np.ndarray,
+    w: PackedConv,
+    b: np.ndarray | None,
+    origin: tuple[int, int],
+    out_shape: tuple[int, int],
+    *,
+    stride=(1, 1),
+    dilation=(1, 1),
+    activation: str | None = None,
+    alpha: float = 0.0,
+    beta: float = 0.0,
+    alloc=None,
+) -> np.ndarray:
+    """A window of the transposed convolution of ``x``, with bias and activation fused.
+
+    ``out[oy, ox] = act(b + sum x[i, j] @ w[ky, kx])`` over the taps with
+    ``i*sy + ky*dy = origin[0] + oy`` and ``j*sx + kx*dx = origin[1] + ox``
+    and ``(i, j)`` inside ``x``: ``origin`` places the window in the full
+    transposed output of ``x`` (it may start before it or end after it; such
+    pixels get the bias alone).
+
+    Parameters
+    ----------
+    x : (H, W, Cin) float32 array
+    w : PackedConv
+        From :func:`pack_conv_transpose_weights`.
+    b : (Cout,) array, optional
+    origin : (int, int)
+    out_shape : (Ho, Wo)
+    stride, dilation, activation, alpha, beta
+        As for :func:`conv2d`.
+    alloc : callable, optional
+        As for :func:`conv2d_window`.
+
+    Returns
+    -------
+    (Ho, Wo, Cout) float32 array
+    """
+    x = _f32("x", x, 3)
+    w = _packed(w, transpose=True)
+    sy, sx = _pair("stride", stride)
+    dy, dx = _pair("dilation", dilation)
+    if x.shape[2] != w.in_channels:
+        raise ChannelError(f"Expected x with {w.in_channels} channels for these weights. Got {x.shape[2]} instead.")
+    ho, wo = (int(v) for v in out_shape)
+    if ho < 0 or wo < 0:
+        raise ShapeError(f"Expected a non-negative output shape. Got {out_shape} instead.")
     width = w.weights.shape[-1] * w.groups
-    out = aligned_empty(shape + (width,))
-    out[...] = 0
+    bias = _padded_bias(b, w, width)
+    out = (alloc or aligned_empty)((ho, wo, width))
     p, cb = tile_shape(w.weights.shape[-1] // LANES)
-    transpose_kernel(p, cb)(x, w.weights, out, sy, sx, dy, dx)
+    if ho and wo:
+        transpose_kernel(p, cb)(x, w.weights, bias, out, sy, sx, dy, dx, activation_code(activation),
+                                np.float32(alpha), np.float32(beta), int(origin[0]), int(origin[1]))
     return _unpadded(out, w)
 
 
@@ -210,8 +353,21 @@ def max_pool2d(x: np.ndarray, *, kernel, stride, dilation=(1, 1)) -> np.ndarray:
     x = _f32("x", x, 3)
     ho = _out_len(x.shape[0], kernel[0], stride[0], dilation[0])
     wo = _out_len(x.shape[1], kernel[1], stride[1], dilation[1])
-    out = np.empty((ho, wo, x.shape[2]), np.float32)
-    _max_pool2d(x, out, kernel[0], kernel[1], stride[0], stride[1], dilation[0], dilation[1])
+    return max_pool2d_window(x, (0, 0), (ho, wo), kernel=kernel, stride=stride, dilation=dilation)
+
+
+def max_pool2d_window(x: np.ndarray, origin: tuple[int, int], out_shape: tuple[int, int], *, kernel, stride,
+                      dilation=(1, 1), alloc=None) -> np.ndarray:
+    """Max pooling of a window of ``x`` that may leave it (``-inf`` outside).
+
+    ``out[oy, ox] = max x[origin[0] + oy*sy + ky*dy, origin[1] + ox*sx + kx*dx]``
+    over the taps inside ``x``; ``out_shape = (Ho, Wo)``.  Returns ``(Ho, Wo, C)``,
+    allocated by ``alloc(shape)`` if given (as for :func:`conv2d_window`).
+    """
+    x = _f32("x", x, 3)
+    (kh, kw), (sy, sx), (dy, dx) = _pair("kernel", kernel), _pair("stride", stride), _pair("dilation", dilation)
+    out = (alloc or aligned_empty)((max(int(out_shape[0]), 0), max(int(out_shape[1]), 0), x.shape[2]))
+    _max_pool2d(x, out, kh, kw, sy, sx, dy, dx, int(origin[0]), int(origin[1]))
     return out
 
 

@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 
 import numba
+import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
@@ -51,10 +52,12 @@ __all__ = [
     "tile_fma_bcast",
     "tile_fma_lanes",
     "tile_activate",
+    "tile_max",
     "tile_shape",
     "dense_kernel",
     "depthwise_kernel",
     "transpose_kernel",
+    "max_pool_kernel",
 ]
 
 # -- register tiles ---------------------------------------------------------
@@ -336,6 +339,21 @@ def tile_activate(typingctx, tile, ACT, alpha, beta):
     return tile(tile, ACT, alpha, beta), codegen
 
 
+@intrinsic
+def tile_max(typingctx, a, b):
+    """Lane-wise ``b if b > a else a`` of two tiles of one shape (Python's ``max(a, b)``)."""
+    if a != b or not isinstance(a, types.UniTuple) or a.dtype != f32x8:
+        return None
+    n = a.count
+
+    def codegen(context, builder, sig, args):
+        va, vb = _unpack(builder, args[0], n), _unpack(builder, args[1], n)
+        return _pack(context, builder, sig.return_type,
+                     [builder.select(builder.fcmp_ordered(">", y, x), y, x) for x, y in zip(va, vb)])
+
+    return a(a, b), codegen
+
+
 # -- kernels ----------------------------------------------------------------
 
 
@@ -345,7 +363,7 @@ _PIXELS_FOR_VECTORS = {4: 3, 3: 4, 2: 6, 1: 12}
 
 
 #: Bytes of weights one pass over a row of pixels may use: half of L1, the rest for pixels.
-_L1_WEIGHT_BYTES = 16 * 1024
+L1_WEIGHT_BYTES = 16 * 1024
 
 
 def tile_shape(vectors: int, *, taps_per_row: int = 0) -> tuple[int, int]:
@@ -357,7 +375,7 @@ def tile_shape(vectors: int, *, taps_per_row: int = 0) -> tuple[int, int]:
     (``taps_per_row * 8 * CB`` floats) fits the L1 budget.
     """
     fitting = [c for c in (4, 3, 2, 1) if vectors % c == 0]
-    fits = [c for c in fitting if taps_per_row * LANES * c * 4 <= _L1_WEIGHT_BYTES]
+    fits = [c for c in fitting if taps_per_row * LANES * c * 4 <= L1_WEIGHT_BYTES]
     cb = (fits or fitting[-1:])[0]
     return _PIXELS_FOR_VECTORS[cb], cb
 
@@ -389,63 +407,133 @@ def _activate_rows(out, oy, act, alpha, beta):
 
 @functools.lru_cache(maxsize=None)
 def dense_kernel(P: int, CB: int):
-    """Valid grouped convolution with tiles of ``P`` pixels x ``CB`` vectors.
+    """Grouped convolution over a window of one or two sources, with ``P x CB`` tiles.
 
-    The returned kernel ``(x, w, b, out, sy, sx, dy, dx, act, alpha, beta)`` reads
-    ``x (H, W, G*Cig)`` pre-padded, ``w (G, KH, KW, Cig, CogP)`` packed,
-    ``b (G*CogP,)``, and writes every element of ``out (Ho, Wo, G*CogP)``;
-    ``CogP`` must be a multiple of ``8 * CB``.
+    The returned kernel ``(x, w, b, out, sy, sx, dy, dx, act, alpha, beta,
+    y0=0, x0=0, x2=None, w2=None, y2=0, x2o=0)`` reads ``x (H, W, G*Cig)`` and
+    ``w (G, KH, KW, Cig, CogP)`` packed, ``b (G*CogP,)``, and writes every
+    element of ``out (Ho, Wo, G*CogP)``; ``CogP`` must be a multiple of ``8 * CB``::
+
+        out[oy, ox] = act(b + sum_taps xz[y0 + oy*sy + ky*dy, x0 + ox*sx + kx*dx] @ w[ky, kx])
+
+    where ``xz`` is ``x`` extended by zeros in every direction: the window
+    ``(y0, x0)`` may leave ``x``, and the layer's zero padding is supplied here
+    rather than by a padded copy.  With the defaults this is the valid
+    convolution of ``x``.  ``all_rows`` keeps a tile's accumulators in registers
+    over every kernel row (worth it when the whole kernel's weights for a tile,
+    ``KH * KW * Cig * 8 * CB`` floats, fit in L1); otherwise each kernel row is
+    a pass over the output row.  A second source ``x2 (H2, W2, C2)`` with weights
+    ``w2 (1, KH, KW, C2, CogP)`` and window origin ``(y2, x2o)`` adds its taps
+    to the same sum (a convolution of the channel concatenation of ``x`` and
+    ``x2``, ``G == 1``), so a Concat feeding a conv is never materialised.
+    All arrays must be C-contiguous (offsets are computed from shapes).
     """
 
     @numba.njit(**NUMBA_FLAGS)
-    def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta):
-        _, Wi, Cin = x.shape
-        G, KH, KW, Cig, CogP = w.shape
+    def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta, y0=0, x0=0, x2=None, w2=None, y2=0, x2o=0,
+               all_rows=False):
+        if x2 is None:
+            xb = x[:1, :1, :0]
+            wb = w[:1, :, :, :0]
+            nsrc = 1
+        else:
+            xb = x2
+            wb = w2
+            nsrc = 2 if x2.shape[2] > 0 else 1
+        G, KH, KW, _, CogP = w.shape
         Ho, Wo, CoutP = out.shape
         blocks = CogP // (LANES * CB)
-        w_full = Wo - Wo % P
-        xstep = sx * Cin
-        # The taps of one kernel row are runs of input channels; without groups
-        # or column dilation they join into one run of KW * Cin (fewer, longer loops).
-        if G == 1 and dx == 1:
-            runs, run_len, x_run, w_run = 1, KW * Cin, 0, 0
-        else:
-            runs, run_len, x_run, w_run = KW, Cig, dx * Cin, Cig * CogP
         for oy in range(Ho):
             for g in range(G):
-                for ky in range(KH):
-                    iy = oy * sy + ky * dy
+                # passes over the sources' rows: one per (kernel row, source), or with
+                # all_rows one per source, its whole kernel in registers (small weights)
+                n_valid = 0
+                for s in range(nsrc):
+                    xs = x if s == 0 else xb
+                    base = (y0 if s == 0 else y2) + oy * sy
+                    kya = max(0, (dy - 1 - base) // dy)
+                    kyb = min(KH, (xs.shape[0] - 1 - base) // dy + 1)
+                    if kyb > kya:
+                        n_valid += 1 if all_rows else kyb - kya
+                if n_valid == 0:
                     for cb in range(blocks):
                         co = g * CogP + cb * LANES * CB
-                        w_ky = (g * KH + ky) * KW * Cig * CogP + cb * LANES * CB
-                        for ox in range(0, w_full, P):
-                            oo = (oy * Wo + ox) * CoutP + co
-                            if ky == 0:
-                                acc = tile_bias(b, co, P, CB)
-                            else:
-                                acc = tile_load(out, oo, CoutP, P, CB)
-                            for r in range(runs):
-                                xo = (iy * Wi + ox * sx) * Cin + g * Cig + r * x_run
-                                wo = w_ky + r * w_run
-                                for t in range(run_len):
-                                    acc = tile_fma_bcast(acc, x, xo + t, xstep, w, wo + t * CogP, P, CB)
-                            if ky == KH - 1:
-                                acc = _activate_tile(acc, act, alpha, beta)
-                            tile_store(out, oo, CoutP, acc, P, CB)
-                        for ox in range(w_full, Wo):
-                            oo = (oy * Wo + ox) * CoutP + co
-                            if ky == 0:
-                                one = tile_bias(b, co, 1, CB)
-                            else:
-                                one = tile_load(out, oo, CoutP, 1, CB)
-                            for r in range(runs):
-                                xo = (iy * Wi + ox * sx) * Cin + g * Cig + r * x_run
-                                wo = w_ky + r * w_run
-                                for t in range(run_len):
-                                    one = tile_fma_bcast(one, x, xo + t, xstep, w, wo + t * CogP, 1, CB)
-                            if ky == KH - 1:
-                                one = _activate_tile(one, act, alpha, beta)
-                            tile_store(out, oo, CoutP, one, 1, CB)
+                        for ox in range(Wo):
+                            one = _activate_tile(tile_bias(b, co, 1, CB), act, alpha, beta)
+                            tile_store(out, (oy * Wo + ox) * CoutP + co, CoutP, one, 1, CB)
+                    continue
+                k = 0
+                for kyp in range(1 if all_rows else KH):
+                    for s in range(nsrc):
+                        xs = x if s == 0 else xb
+                        ws = w if s == 0 else wb
+                        Hi, Wi, Cin = xs.shape
+                        Cig = ws.shape[3]
+                        base = (y0 if s == 0 else y2) + oy * sy
+                        kya = max(0, (dy - 1 - base) // dy)
+                        kyb = min(KH, (Hi - 1 - base) // dy + 1)
+                        if not all_rows:
+                            kya = max(kya, kyp)
+                            kyb = min(kyb, kyp + 1)
+                        if kyb <= kya:
+                            continue
+                        first = k == 0
+                        last = k == n_valid - 1
+                        k += 1
+                        xc = x0 if s == 0 else x2o
+                        xstep = sx * Cin
+                        # pixels whose taps all lie inside the source: [oxa, oxb)
+                        oxa = min(max(0, (sx - 1 - xc) // sx), Wo)
+                        oxb = min(Wo, max(oxa, (Wi - 1 - (KW - 1) * dx - xc) // sx + 1))
+                        n_full = (oxb - oxa) // P
+                        tiles_end = oxa + n_full * P
+                        # without groups or column dilation the taps of a kernel row join
+                        # into one run of KW * Cin input channels (fewer, longer loops)
+                        if G == 1 and dx == 1:
+                            runs, run_len, x_run, w_run = 1, KW * Cin, 0, 0
+                        else:
+                            runs, run_len, x_run, w_run = KW, Cig, dx * Cin, Cig * CogP
+                        for cb in range(blocks):
+                            co = g * CogP + cb * LANES * CB
+                            w_cb = g * KH * KW * Cig * CogP + cb * LANES * CB
+                            for ox in range(oxa, tiles_end, P):
+                                oo = (oy * Wo + ox) * CoutP + co
+                                if first:
+                                    acc = tile_bias(b, co, P, CB)
+                                else:
+                                    acc = tile_load(out, oo, CoutP, P, CB)
+                                for ky in range(kya, kyb):
+                                    xrow = ((base + ky * dy) * Wi + xc + ox * sx) * Cin + g * Cig
+                                    w_ky = w_cb + ky * KW * Cig * CogP
+                                    for r in range(runs):
+                                        xo = xrow + r * x_run
+                                        wo = w_ky + r * w_run
+                                        for t in range(run_len):
+                                            acc = tile_fma_bcast(acc, xs, xo + t, xstep, ws, wo + t * CogP, P, CB)
+                                if last:
+                                    acc = _activate_tile(acc, act, alpha, beta)
+                                tile_store(out, oo, CoutP, acc, P, CB)
+                            # the rest one by one: border pixels (taps checked) and the remainder
+                            for q in range(Wo - n_full * P):
+                                ox = q if q < oxa else tiles_end + q - oxa
+                                oo = (oy * Wo + ox) * CoutP + co
+                                if first:
+                                    one = tile_bias(b, co, 1, CB)
+                                else:
+                                    one = tile_load(out, oo, CoutP, 1, CB)
+                                for ky in range(kya, kyb):
+                                    iy = base + ky * dy
+                                    w_ky = w_cb + ky * KW * Cig * CogP
+                                    for kx in range(KW):
+                                        ix = xc + ox * sx + kx * dx
+                                        if ix >= 0 and ix < Wi:
+                                            xo = (iy * Wi + ix) * Cin + g * Cig
+                                            wo = w_ky + kx * Cig * CogP
+                                            for t in range(Cig):
+                                                one = tile_fma_bcast(one, xs, xo + t, xstep, ws, wo + t * CogP, 1, CB)
+                                if last:
+                                    one = _activate_tile(one, act, alpha, beta)
+                                tile_store(out, oo, CoutP, one, 1, CB)
             if act == 4 or act == 5:
                 _activate_rows(out, oy, act, alpha, beta)
 
@@ -500,52 +588,128 @@ def depthwise_kernel(P: int, CB: int):
 
 @functools.lru_cache(maxsize=None)
 def transpose_kernel(P: int, CB: int):
-    """Full transposed convolution (no padding, no bias) with ``P x CB`` tiles.
+    """Transposed convolution over a window of its output, with ``P x CB`` tiles.
 
-    The kernel ``(x, w, out, sy, sx, dy, dx)`` reads ``x (H, W, G*Cig)`` and
-    ``w (G, KH, KW, Cig, CogP)`` and accumulates into ``out``, zeroed by the
-    caller, of shape ``((H-1)*sy + (KH-1)*dy + 1, (W-1)*sx + (KW-1)*dx + 1, G*CogP)``:
-    output pixel ``u = i*s + j*d`` collects ``x[i] @ w[j]``.  When the taps of
-    different kernel positions never land on one pixel (``s >= (K-1)*d + 1`` on
-    both axes) each output pixel is written once, without reading it first.
+    The kernel ``(x, w, b, out, sy, sx, dy, dx, act, alpha, beta, uy, ux)``
+    reads ``x (H, W, G*Cig)``, ``w (G, KH, KW, Cig, CogP)`` and ``b (G*CogP,)``
+    and writes every element of ``out (Ho, Wo, G*CogP)``::
+
+        out[oy, ox] = act(b + sum x[i, j] @ w[ky, kx])  over  i*sy + ky*dy = uy + oy,
+                                                              j*sx + kx*dx = ux + ox
+
+    with ``(i, j)`` inside ``x``: ``(uy, ux)`` places the window in the full
+    (unpadded, uncropped) transposed output of ``x``, and pixels no tap reaches
+    get the bias.  Each output tile gathers its taps in registers (pixels of one
+    column residue modulo ``sx`` share their taps) and is stored once, bias and
+    activation applied: no zeroing, no read-modify-write, no cropping copy.
     """
 
     @numba.njit(**NUMBA_FLAGS)
-    def kernel(x, w, out, sy, sx, dy, dx):
+    def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta, uy, ux):
         H, Wi, Cin = x.shape
         G, KH, KW, Cig, CogP = w.shape
-        _, Wo, CoutP = out.shape
+        Ho, Wo, CoutP = out.shape
         blocks = CogP // (LANES * CB)
-        w_full = Wi - Wi % P
         ostep = sx * CoutP
-        disjoint = sy >= (KH - 1) * dy + 1 and sx >= (KW - 1) * dx + 1
-        for iy in range(H):
+        for oy in range(Ho):
+            u = uy + oy
             for g in range(G):
-                for ky in range(KH):
-                    oy = iy * sy + ky * dy
-                    for kx in range(KW):
-                        for cb in range(blocks):
-                            co = g * CogP + cb * LANES * CB
-                            wo = ((g * KH + ky) * KW + kx) * Cig * CogP + cb * LANES * CB
-                            for ix in range(0, w_full, P):
-                                oo = (oy * Wo + ix * sx + kx * dx) * CoutP + co
-                                if disjoint:
-                                    acc = tile_zeros(P, CB)
-                                else:
-                                    acc = tile_load(out, oo, ostep, P, CB)
-                                xo = (iy * Wi + ix) * Cin + g * Cig
-                                for ci in range(Cig):
-                                    acc = tile_fma_bcast(acc, x, xo + ci, Cin, w, wo + ci * CogP, P, CB)
-                                tile_store(out, oo, ostep, acc, P, CB)
-                            for ix in range(w_full, Wi):
-                                oo = (oy * Wo + ix * sx + kx * dx) * CoutP + co
-                                if disjoint:
-                                    one = tile_zeros(1, CB)
-                                else:
-                                    one = tile_load(out, oo, ostep, 1, CB)
-                                xo = (iy * Wi + ix) * Cin + g * Cig
-                                for ci in range(Cig):
-                                    one = tile_fma_bcast(one, x, xo + ci, Cin, w, wo + ci * CogP, 1, CB)
-                                tile_store(out, oo, ostep, one, 1, CB)
+                for cb in range(blocks):
+                    co = g * CogP + cb * LANES * CB
+                    for r in range(sx):
+                        ox0 = (r - ux) % sx  # first output column of residue r
+                        if ox0 >= Wo:
+                            continue
+                        n = (Wo - ox0 + sx - 1) // sx
+                        v0 = ux + ox0  # its full-output column; pixel m is v0 + m*sx
+                        # pixels m whose every tap j = m + (v0 - kx*dx) // sx lies in [0, Wi)
+                        ma, mb = 0, n
+                        for kx in range(KW):
+                            if (v0 - kx * dx) % sx == 0:
+                                c = (v0 - kx * dx) // sx
+                                ma = max(ma, -c)
+                                mb = min(mb, Wi - c)
+                        ma = min(ma, n)
+                        mb = max(mb, ma)
+                        n_full = (mb - ma) // P
+                        tiles_end = ma + n_full * P
+                        for m in range(ma, tiles_end, P):
+                            acc = tile_bias(b, co, P, CB)
+                            for ky in range(KH):
+                                t = u - ky * dy
+                                if t % sy != 0 or t < 0 or t // sy >= H:
+                                    continue
+                                iy = t // sy
+                                for kx in range(KW):
+                                    if (v0 - kx * dx) % sx != 0:
+                                        continue
+                                    j = m + (v0 - kx * dx) // sx
+                                    xo = (iy * Wi + j) * Cin + g * Cig
+                                    wo = ((g * KH + ky) * KW + kx) * Cig * CogP + cb * LANES * CB
+                                    for ci in range(Cig):
+                                        acc = tile_fma_bcast(acc, x, xo + ci, Cin, w, wo + ci * CogP, P, CB)
+                            acc = _activate_tile(acc, act, alpha, beta)
+                            tile_store(out, (oy * Wo + ox0 + m * sx) * CoutP + co, ostep, acc, P, CB)
+                        for q in range(n - n_full * P):
+                            m = q if q < ma else tiles_end + q - ma
+                            one = tile_bias(b, co, 1, CB)
+                            for ky in range(KH):
+                                t = u - ky * dy
+                                if t % sy != 0 or t < 0 or t // sy >= H:
+                                    continue
+                                iy = t // sy
+                                for kx in range(KW):
+                                    if (v0 - kx * dx) % sx != 0:
+                                        continue
+                                    j = m + (v0 - kx * dx) // sx
+                                    if j < 0 or j >= Wi:
+                                        continue
+                                    xo = (iy * Wi + j) * Cin + g * Cig
+                                    wo = ((g * KH + ky) * KW + kx) * Cig * CogP + cb * LANES * CB
+                                    for ci in range(Cig):
+                                        one = tile_fma_bcast(one, x, xo + ci, Cin, w, wo + ci * CogP, 1, CB)
+                            one = _activate_tile(one, act, alpha, beta)
+                            tile_store(out, (oy * Wo + ox0 + m * sx) * CoutP + co, ostep, one, 1, CB)
+            if act == 4 or act == 5:
+                _activate_rows(out, oy, act, alpha, beta)
 
     return kernel
+
+
+@numba.njit(**NUMBA_FLAGS)
+def max_pool_kernel(x, out, KH, KW, sy, sx, dy, dx, y0, x0):
+    """Max pooling of a window of ``x`` read as ``-inf`` outside it.
+
+    ``out[oy, ox] = max x[y0 + oy*sy + ky*dy, x0 + ox*sx + kx*dx]`` over the
+    taps inside ``x`` (``-inf`` if none): the window may leave ``x``, whose
+    padding is supplied here.  ``x (H, W, C)``, ``out (Ho, Wo, C)``, both
+    C-contiguous; whole 8-channel vectors go through registers, the last
+    ``C % 8`` channels one by one.
+    """
+    H, W, C = x.shape
+    Ho, Wo, _ = out.shape
+    nv = C // LANES
+    for oy in range(Ho):
+        kya = max(0, (dy - 1 - (y0 + oy * sy)) // dy)
+        kyb = min(KH, (H - 1 - (y0 + oy * sy)) // dy + 1)
+        for ox in range(Wo):
+            o = (oy * Wo + ox) * C
+            kxa = max(0, (dx - 1 - (x0 + ox * sx)) // dx)
+            kxb = min(KW, (W - 1 - (x0 + ox * sx)) // dx + 1)
+            if kyb <= kya or kxb <= kxa:
+                out[oy, ox, :] = -np.inf
+                continue
+            i0 = ((y0 + oy * sy + kya * dy) * W + x0 + ox * sx + kxa * dx) * C
+            for j in range(nv):
+                acc = tile_load(x, i0 + j * LANES, 0, 1, 1)
+                for ky in range(kya, kyb):
+                    for kx in range(kxa, kxb):
+                        i = ((y0 + oy * sy + ky * dy) * W + x0 + ox * sx + kx * dx) * C + j * LANES
+                        acc = tile_max(acc, tile_load(x, i, 0, 1, 1))
+                tile_store(out, o + j * LANES, 0, acc, 1, 1)
+            for c in range(nv * LANES, C):
+                m = x[y0 + oy * sy + kya * dy, x0 + ox * sx + kxa * dx, c]
+                for ky in range(kya, kyb):
+                    for kx in range(kxa, kxb):
+                        m = max(m, x[y0 + oy * sy + ky * dy, x0 + ox * sx + kx * dx, c])
+                out[oy, ox, c] = m
