@@ -54,6 +54,20 @@ class _Tensor:
         return self.data[ry[0] - self.y0 : ry[1] - self.y0, rx[0] - self.x0 : rx[1] - self.x0]
 
 
+def _source_origin(t: _Tensor, ry: Range, rx: Range, n: tuple[int, int]) -> tuple[int, int]:
+    """Where window ``ry x rx`` starts in ``t.data``, after checking ``t`` holds its in-image part.
+
+    A kernel reading ``t.data`` from there, with zeros outside ``t.data``, sees
+    the window zero-padded outside the image ``[0, n)``: the stored range of a
+    tensor never leaves the image.
+    """
+    iy = (max(ry[0], 0), min(ry[1], n[0]))
+    ix = (max(rx[0], 0), min(rx[1], n[1]))
+    if iy[1] > iy[0] and ix[1] > ix[0]:
+        t.crop(iy, ix)  # raises if the block lacks pixels of the window
+    return ry[0] - t.y0, rx[0] - t.x0
+
+
 def _window(t: _Tensor, ry: Range, rx: Range, n: tuple[int, int], fill: float) -> np.ndarray:
     """Values over ``ry x rx``, which may leave the image ``[0, n)``: outside is ``fill``."""
     iy = (max(ry[0], 0), min(ry[1], n[0]))
@@ -72,6 +86,49 @@ def _window(t: _Tensor, ry: Range, rx: Range, n: tuple[int, int], fill: float) -
     out[y0:y1, x1:].fill(fill)
     out[y0:y1, x0:x1] = t.crop(iy, ix)
     return out
+
+
+class _Buffers:
+    """Kernel output memory of one :meth:`Plan.run`, reused once a tensor's last reader ran.
+
+    Fresh memory costs a page fault per 4 KiB on first touch (about as much as
+    writing it twice); a U-Net block allocates several times its peak working
+    set, most of it the same few sizes.  Buffers live only as long as the run,
+    so a worker holds no memory between blocks and the peak never grows: a
+    buffer is handed out again only after the tensor using it was dropped.
+    """
+
+    def __init__(self) -> None:
+        self._free: list[np.ndarray] = []
+        self._owner: dict[int, np.ndarray] = {}  # data address -> raw buffer, for buffers in use
+        self._step: list[int] = []  # addresses handed out during the current step
+
+    def alloc(self, shape) -> np.ndarray:
+        n = int(np.prod(shape))
+        fits = [i for i, raw in enumerate(self._free) if n <= raw.size <= 2 * n]
+        if fits:
+            raw = self._free.pop(min(fits, key=lambda i: self._free[i].size))
+        else:
+            raw = K.aligned_empty((max(n, 1),))
+        arr = raw[:n].reshape(shape)
+        addr = raw.ctypes.data
+        self._owner[addr] = raw
+        self._step.append(addr)
+        return arr
+
+    def settle(self, result: np.ndarray) -> None:
+        """End a step: buffers it allocated but did not return (temporaries) are free again."""
+        keep = result.ctypes.data if result.size else None
+        for addr in self._step:
+            if addr != keep:
+                self._free.append(self._owner.pop(addr))
+        self._step.clear()
+
+    def release(self, data: np.ndarray) -> None:
+        """``data`` (a step result) is no longer read: its buffer, if from here, is free again."""
+        raw = self._owner.pop(data.ctypes.data, None) if data.size else None
+        if raw is not None:
+            self._free.append(raw)
 
 
 @dataclass
@@ -100,6 +157,18 @@ def _activation_params(node: Node) -> dict[str, Any]:
     return dict(activation=node.op, alpha=0.0, beta=0.0)
 
 
+def _fused_concat(model: Model, conv: Node, groups: int) -> tuple[str, str] | None:
+    """The two inputs of a Concat whose only reader is ``conv`` (ungrouped), else None."""
+    if groups != 1 or conv.inputs[0] == model.input_name:
+        return None
+    cat = model.node_by_name.get(conv.inputs[0])
+    if cat is None or cat.op != "Concat" or len(cat.inputs) != 2 or cat.name == model.output:
+        return None
+    if list(model.consumers[cat.name]) != [conv.name]:
+        return None
+    return tuple(cat.inputs)  # type: ignore[return-value]
+
+
 class Plan:
     """A model prepared for block execution (folded, fused, packed)."""
 
@@ -117,8 +186,12 @@ class Plan:
     def _build(model: Model) -> list[_Step]:
         consumers = model.consumers
         nodes = model.nodes
-        absorbed: set[str] = set()
         steps: list[_Step] = []
+        # Concats read by one conv only: that conv reads their inputs directly
+        absorbed: set[str] = {
+            node.inputs[0] for node in nodes
+            if node.op in ("Conv", "Dense") and _fused_concat(model, node, 1 if node.op == "Dense" else node.attrs["groups"])
+        }
 
         def sole_consumer(name: str) -> Node | None:
             cons = consumers[name]
@@ -157,12 +230,22 @@ class Plan:
                 params: dict[str, Any] = dict(B=B.astype(np.float32), **act)
                 if node.op == "ConvTranspose":
                     params["W"] = K.pack_conv_transpose_weights(W, node.attrs["groups"])
-                    params["ones"] = np.ones(cout, np.float32)
                     steps.append(_Step(tail.name, node, "ConvTranspose", node.inputs, params))
+                    continue
+                groups = 1 if node.op == "Dense" else node.attrs["groups"]
+                params["W"] = K.pack_conv_weights(W, groups)
+                params["kernel"] = W.shape[2:]
+                sources = _fused_concat(model, node, groups)
+                if params["W"].depthwise:
+                    steps.append(_Step(tail.name, node, "DepthwiseConv", node.inputs, params))
+                elif sources is not None:
+                    # a two-input Concat read only by this conv: the conv reads both inputs
+                    # (weights split along input channels) and the Concat is never built
+                    split = model.channels[sources[0]]
+                    params["sources"] = (K.pack_conv_weights(W[:, :split], 1), K.pack_conv_weights(W[:, split:], 1))
+                    steps.append(_Step(tail.name, node, "Conv", sources, params))
                 else:
-                    groups = 1 if node.op == "Dense" else node.attrs["groups"]
-                    params["W"] = K.pack_conv_weights(W, groups)
-                    params["kernel"] = W.shape[2:]
+                    params["sources"] = (params["W"],)
                     steps.append(_Step(tail.name, node, "Conv", node.inputs, params))
             elif node.op == "BatchNorm":
                 scale, shift = _bn_scale_shift(node)
@@ -211,47 +294,60 @@ class Plan:
             out_range = ((0, out_shape[1]), (0, out_shape[2]))
         need = required_ranges(self.model, out_range, shapes)
         tensors: dict[str, _Tensor] = {
-            self.model.input_name: _Tensor(np.asarray(block, dtype=np.float32), int(origin[0]), int(origin[1]))
+            self.model.input_name: _Tensor(np.ascontiguousarray(block, dtype=np.float32), int(origin[0]),
+                                           int(origin[1]))
         }
+        buffers = _Buffers()
         for i, step in enumerate(self.steps):
             rng = need[step.name]
             if rng[0][1] <= rng[0][0] or rng[1][1] <= rng[1][0]:
                 c = self.model.channels[step.name]
                 data = np.zeros((max(rng[0][1] - rng[0][0], 0), max(rng[1][1] - rng[1][0], 0), c), np.float32)
             else:
-                data = self._run_step(step, rng, tensors, shapes)
+                data = self._run_step(step, rng, tensors, shapes, buffers.alloc)
+                buffers.settle(data)
             tensors[step.name] = _Tensor(data, rng[0][0], rng[1][0])
-            for src in step.inputs:
+            for src in set(step.inputs):
                 if self._last_use.get(src) == i and src != self.model.output:
-                    tensors.pop(src, None)
+                    dropped = tensors.pop(src, None)
+                    if dropped is not None:
+                        buffers.release(dropped.data)
         result = tensors[self.model.output].crop(*out_range)
         return np.ascontiguousarray(result)
 
-    def _run_step(self, step: _Step, out: tuple[Range, Range], tensors, shapes) -> np.ndarray:
+    def _run_step(self, step: _Step, out: tuple[Range, Range], tensors, shapes, alloc) -> np.ndarray:
         node, p = step.head, step.params
         ins = [tensors[s] for s in step.inputs]
         n_in = shapes[step.inputs[0]][1:]
         op = step.op
-        if op in ("Conv", "MaxPool", "AveragePool"):
-            k = p["kernel"] if op == "Conv" else node.attrs["kernel"]
+        if op in ("Conv", "DepthwiseConv", "MaxPool", "AveragePool"):
+            k = p["kernel"] if op in ("Conv", "DepthwiseConv") else node.attrs["kernel"]
             s = node.attrs["stride"] if node.op != "Dense" else (1, 1)
             d = node.attrs.get("dilation", (1, 1)) if node.op != "Dense" else (1, 1)
             pads = resolved_pads(node, *n_in) if node.op != "Dense" else (0, 0, 0, 0)
             ry = (out[0][0] * s[0] - pads[0], (out[0][1] - 1) * s[0] - pads[0] + (k[0] - 1) * d[0] + 1)
             rx = (out[1][0] * s[1] - pads[1], (out[1][1] - 1) * s[1] - pads[1] + (k[1] - 1) * d[1] + 1)
             if op == "Conv":
+                # the kernel reads each source in place and supplies the zero padding itself
+                origins = [_source_origin(t, ry, rx, n_in) for t in ins]
+                shape = (out[0][1] - out[0][0], out[1][1] - out[1][0])
+                return K.conv2d_window([t.data for t in ins], origins, p["sources"], p["B"], shape, stride=s,
+                                       dilation=d, activation=p["activation"], alpha=p["alpha"], beta=p["beta"],
+                                       alloc=alloc)
+            if op == "DepthwiseConv":
                 x = _window(ins[0], ry, rx, n_in, 0.0)
                 return K.conv2d(x, p["W"], p["B"], stride=s, dilation=d, activation=p["activation"],
                                 alpha=p["alpha"], beta=p["beta"])
             if op == "MaxPool":
-                x = _window(ins[0], ry, rx, n_in, -np.inf)
-                return K.max_pool2d(x, kernel=k, stride=s, dilation=d)
+                shape = (out[0][1] - out[0][0], out[1][1] - out[1][0])
+                return K.max_pool2d_window(ins[0].data, _source_origin(ins[0], ry, rx, n_in), shape, kernel=k,
+                                           stride=s, dilation=d, alloc=alloc)
             x = _window(ins[0], ry, rx, n_in, 0.0)
             valid = (max(0, -ry[0]), min(n_in[0], ry[1]) - ry[0], max(0, -rx[0]), min(n_in[1], rx[1]) - rx[0])
             return K.avg_pool2d(x, kernel=k, stride=s, valid=valid,
                                 count_include_pad=node.attrs["count_include_pad"])
         if op == "ConvTranspose":
-            return self._conv_transpose(step, out, ins[0], shapes)
+            return self._conv_transpose(step, out, ins[0], shapes, alloc)
         if op == "Resize":
             return self._resize(node, out, ins[0], shapes)
         if op == "Pad":
@@ -281,30 +377,18 @@ class Plan:
         raise ExecutionError(f"Node {node.name!r}: op {op!r} has no executor.")  # unreachable by construction
 
     @staticmethod
-    def _conv_transpose(step: _Step, out: tuple[Range, Range], t: _Tensor, shapes) -> np.ndarray:
+    def _conv_transpose(step: _Step, out: tuple[Range, Range], t: _Tensor, shapes, alloc) -> np.ndarray:
         node, p = step.head, step.params
         s, d, pads = node.attrs["stride"], node.attrs["dilation"], node.attrs["pads"]
         (iy, ix), = input_ranges(node, out, shapes)
-        cout = p["B"].shape[0]
-        shape = (out[0][1] - out[0][0], out[1][1] - out[1][0], cout)
-        result = None
         if iy[1] > iy[0] and ix[1] > ix[0]:
-            full = K.conv_transpose2d(np.ascontiguousarray(t.crop(iy, ix)), p["W"], stride=s, dilation=d)
-            # full[u] is output position u - pad (unpadded index u = i*s + j*d, from i = iy[0])
-            uy0, ux0 = iy[0] * s[0] - pads[0], ix[0] * s[1] - pads[1]
-            ya, yb = max(out[0][0], uy0), min(out[0][1], uy0 + full.shape[0])
-            xa, xb = max(out[1][0], ux0), min(out[1][1], ux0 + full.shape[1])
-            if (ya, yb, xa, xb) == (out[0][0], out[0][1], out[1][0], out[1][1]):
-                result = full[ya - uy0 : yb - uy0, xa - ux0 : xb - ux0]  # covers the range: no assembly
-            else:
-                result = np.zeros(shape, np.float32)
-                if yb > ya and xb > xa:
-                    result[ya - out[0][0] : yb - out[0][0], xa - out[1][0] : xb - out[1][0]] = \
-                        full[ya - uy0 : yb - uy0, xa - ux0 : xb - ux0]
-        if result is None:
-            result = np.zeros(shape, np.float32)
-        return K.affine_channels(result, p["ones"], p["B"], activation=p["activation"],
-                                 alpha=p["alpha"], beta=p["beta"])
+            t.crop(iy, ix)  # raises if the block lacks input pixels the range needs
+        # output position o is full-output index o + pad; t.data[0] is input row t.y0
+        origin = (out[0][0] + pads[0] - t.y0 * s[0], out[1][0] + pads[1] - t.x0 * s[1])
+        shape = (out[0][1] - out[0][0], out[1][1] - out[1][0])
+        return K.conv_transpose2d_window(t.data, p["W"], p["B"], origin, shape, stride=s, dilation=d,
+                                         activation=p["activation"], alpha=p["alpha"], beta=p["beta"],
+                                         alloc=alloc)
 
     @staticmethod
     def _resize(node: Node, out: tuple[Range, Range], t: _Tensor, shapes) -> np.ndarray:
