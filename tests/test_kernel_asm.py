@@ -6,6 +6,7 @@ Conv and ConvTranspose; it shares nothing with ``pipeline.kernels``.
 
 from __future__ import annotations
 
+import os
 import pickle
 import re
 from pathlib import Path
@@ -17,7 +18,7 @@ import pytest
 from pipeline import kernels as K
 from pipeline.config import NUMBA_FLAGS
 from pipeline.errors import ChannelError, ModelError, ShapeError
-from pipeline.kernels._conv import dense_kernel, depthwise_kernel, tile_shape, transpose_kernel
+from pipeline.kernels._conv import LANES, dense_kernel, depthwise_kernel, tile_shape, transpose_kernel
 
 
 def _cpu_flags() -> set[str]:
@@ -32,6 +33,18 @@ def _cpu_flags() -> set[str]:
 
 
 HAS_AVX2_FMA = {"avx2", "fma"} <= _cpu_flags()
+def _target_has_avx512f() -> bool:
+    """AVX-512F on the CPU Numba compiles for: NUMBA_CPU_FEATURES if set, else /proc/cpuinfo."""
+    features = os.environ.get("NUMBA_CPU_FEATURES")
+    if features is not None:
+        return "+avx512f" in features.split(",")
+    return "avx512f" in _cpu_flags()
+
+
+HAS_AVX512F = _target_has_avx512f()
+#: The vector registers the kernels should use, read from the CPU (not from the
+#: package): zmm with AVX-512F, else ymm.
+REGISTER = "zmm" if HAS_AVX512F else "ymm"
 
 
 # -- independent references ---------------------------------------------------
@@ -105,22 +118,23 @@ def _close(got, want, rtol=1e-4):
 
 @pytest.mark.skipif(not HAS_AVX2_FMA, reason="this CPU lacks AVX2/FMA (no avx2+fma in /proc/cpuinfo flags)")
 @pytest.mark.parametrize("channels", [16, 32, 64])
-def test_3x3_conv_kernel_uses_fma_on_ymm_registers(channels):
+def test_3x3_conv_kernel_uses_fma_on_vector_registers(channels):
+    assert LANES == (16 if HAS_AVX512F else 8), "the kernels' vector width does not match this CPU"
     # Compile the specialised kernel afresh (cached code cannot be inspected).
-    p, cb = tile_shape(channels // 8, taps_per_row=3 * channels)  # as conv2d chooses
+    p, cb = tile_shape(-(-channels // LANES), taps_per_row=3 * channels)  # as conv2d chooses
     flags = dict(NUMBA_FLAGS, cache=False)
     kernel = numba.njit(**flags)(dense_kernel(p, cb).py_func)
-    x = np.random.default_rng(0).standard_normal((10, 12, channels)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((10, 40, channels)).astype(np.float32)
     W = np.random.default_rng(1).standard_normal((channels, channels, 3, 3)).astype(np.float32)
     packed = K.pack_conv_weights(W)
-    out = K.aligned_empty((8, 10, channels))
-    b = np.zeros(channels, np.float32)
+    out = K.aligned_empty((8, 38, packed.weights.shape[-1]))
+    b = np.zeros(packed.weights.shape[-1], np.float32)
     kernel(x, packed.weights, b, out, 1, 1, 1, 1, 0, np.float32(0), np.float32(0))
-    _close(out, conv_ref(x, W, None, (1, 1), (1, 1), 1))
+    _close(out[..., :channels], conv_ref(x, W, None, (1, 1), (1, 1), 1))
     asm = "\n".join(kernel.inspect_asm().values())
-    fma_ymm = re.findall(r"vfmadd\d{3}ps\s+[^\n]*%ymm", asm)
+    fma = re.findall(rf"vfmadd\d{{3}}ps\s+[^\n]*%{REGISTER}", asm)
     # The inner loop is p * cb FMAs per input channel, unrolled by LLVM at least once.
-    assert len(fma_ymm) >= p * cb, f"{len(fma_ymm)} vfmadd...ps on ymm registers in the kernel"
+    assert len(fma) >= p * cb, f"{len(fma)} vfmadd...ps on {REGISTER} registers in the kernel"
 
 
 # -- dense and grouped convolutions ------------------------------------------
@@ -231,11 +245,31 @@ def test_conv_transpose_matches_einsum(case):
 
 # -- packing and bad input ------------------------------------------------------
 
+@pytest.mark.parametrize("depthwise", [False, True])
+def test_weights_packed_for_another_vector_width_are_repadded_on_unpickling(depthwise):
+    # A client packing for 8 lanes sends weights to a worker with 16 (or back):
+    # 24 output channels padded to 24 columns, and to 32 with junk in the padding.
+    rng = np.random.default_rng(0)
+    cin = 24 if depthwise else 16
+    W = rng.standard_normal((24, 1 if depthwise else cin, 3, 3))
+    ours = K.pack_conv_weights(W, groups=24 if depthwise else 1)
+    x = rng.standard_normal((7, 8, cin)).astype(np.float32)
+    want = conv_ref(x, W.astype(np.float32), None, (1, 1), (1, 1), 24 if depthwise else 1)
+    for width in (24, 32):
+        other = np.full(ours.weights.shape[:-1] + (width,), np.nan, np.float32)
+        other[..., :24] = ours.weights[..., :24]
+        sent = type(ours)(other, ours.groups, ours.in_channels, ours.out_channels, ours.kernel, ours.depthwise)
+        got = pickle.loads(pickle.dumps(sent))
+        assert got.weights.shape[-1] % (16 if HAS_AVX512F else 8) == 0
+        assert got.weights.ctypes.data % 64 == 0
+        _close(K.conv2d(x, got), want)
+
+
 def test_packed_weights_are_aligned_and_stay_aligned_through_pickle():
     W = np.random.default_rng(0).standard_normal((24, 16, 3, 3))
     packed = K.pack_conv_weights(W)
     assert packed.weights.ctypes.data % 64 == 0
-    assert packed.weights.shape == (1, 3, 3, 16, 24)
+    assert packed.weights.shape == (1, 3, 3, 16, 32 if HAS_AVX512F else 24)
     again = pickle.loads(pickle.dumps(packed))
     assert again.weights.ctypes.data % 64 == 0
     np.testing.assert_array_equal(again.weights, packed.weights)
@@ -270,11 +304,17 @@ def test_bad_input_raises_typed_errors():
 
 
 def test_every_tile_shape_covers_its_channels():
+    registers = 32 if HAS_AVX512F else 16
     for vectors in range(1, 33):
         p, cb = tile_shape(vectors)
-        assert vectors % cb == 0 and 1 <= p * cb <= 12
+        # accumulators, the weight vectors or pixels held, and one broadcast fit the registers
+        assert vectors % cb == 0 and p * cb + min(p, cb) + 1 <= registers
+    if HAS_AVX512F:
+        assert tile_shape(4, taps_per_row=3 * 64) == (6, 4)  # 3x3 64->64: 48 KiB weight slices stream from L2
+        assert tile_shape(4, taps_per_row=3 * 128) == (8, 2)  # ... 96 KiB do not
+    else:
+        assert tile_shape(8, taps_per_row=3 * 64) == (6, 2)  # 3x3 64->64: 12 KiB weight slices, not 24
     # one compiled kernel per tile shape, shared by every layer using it
-    assert tile_shape(8, taps_per_row=3 * 64) == (6, 2)  # 3x3 64->64: 12 KiB weight slices, not 24
-    assert dense_kernel(*tile_shape(4)) is dense_kernel(3, 4)
+    assert dense_kernel(*tile_shape(4)) is dense_kernel(*tile_shape(4))
     assert depthwise_kernel(6, 2) is depthwise_kernel(6, 2)
     assert transpose_kernel(6, 2) is transpose_kernel(6, 2)

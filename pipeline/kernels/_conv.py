@@ -1,9 +1,17 @@
-"""Direct convolutions, channels-last, on register tiles of 8-lane vectors.
+"""Direct convolutions, channels-last, on register tiles of full-width vectors.
 
 Every kernel holds a *tile* of accumulators in vector registers: ``P`` output
-pixels by ``CB`` vectors of 8 output channels, a Numba ``UniTuple`` of
-``P * CB`` values of type :data:`f32x8` (an LLVM ``<8 x float>``, one ``ymm``
-register).  Element ``p * CB + j`` holds channels ``8j .. 8j+7`` of pixel ``p``.
+pixels by ``CB`` vectors of :data:`LANES` output channels, a Numba
+``UniTuple`` of ``P * CB`` values of type :data:`f32x8` (an LLVM
+``<LANES x float>``).  Element ``p * CB + j`` holds channels
+``LANES*j .. LANES*j + LANES-1`` of pixel ``p``.
+
+The vector width follows the CPU Numba compiles for: 16 lanes (one ``zmm``
+register, 32 of them) where it has AVX-512F, else 8 lanes (one ``ymm``, 16
+of them).  It is a function of the target CPU's features alone, which are
+part of the key of every Numba cache entry, so a kernel loaded from the disk
+cache always matches the width the Python side packs weights for.  In the
+text below, "8" stands for ``LANES``.
 The tile intrinsics below emit the loads, broadcasts and ``llvm.fma`` calls
 directly, so the inner loop is FMAs on vector registers whatever LLVM's
 vectorisers decide.  They address arrays by flat element offsets and trust
@@ -62,11 +70,30 @@ __all__ = [
 
 # -- register tiles ---------------------------------------------------------
 
-LANES = 8
+def _target_features() -> set[str]:
+    """Features of the CPU Numba compiles for, as its JIT codegen picks them.
+
+    ``NUMBA_CPU_FEATURES`` if set, else the host's (with ``NUMBA_ENABLE_AVX=0``
+    applied): the same string Numba puts in every cache key.
+    """
+    from numba.core import codegen, config
+
+    flat = config.CPU_FEATURES if config.CPU_FEATURES is not None else codegen.get_host_cpu_features()
+    return {f[1:] for f in flat.split(",") if f.startswith("+")}
+
+
+def vector_lanes(features: set[str]) -> int:
+    """float32 lanes per vector register for CPUs with ``features``: 16 with AVX-512F, else 8."""
+    return 16 if "avx512f" in features else 8
+
+
+#: float32 lanes per vector (16 with AVX-512F, else 8) and vector registers to hold tiles in.
+LANES = vector_lanes(_target_features())
+REGISTERS = 32 if LANES == 16 else 16
 
 
 class F32x8(types.Type):
-    """Eight float32 lanes held in one AVX register."""
+    """``LANES`` float32 lanes held in one vector register (the name dates from 8-lane AVX2)."""
 
     def __init__(self) -> None:
         super().__init__(name="f32x8")
@@ -121,7 +148,8 @@ def _splat(value: float):
 
 def _fma(builder, a, b, c):
     """``a * b + c`` lane-wise in one rounding (``vfmadd`` on AVX2 + FMA CPUs)."""
-    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]), "llvm.fma.v8f32")
+    fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(_VEC, [_VEC, _VEC, _VEC]),
+                                        f"llvm.fma.v{LANES}f32")
     return builder.call(fn, [a, b, c])
 
 
@@ -357,13 +385,19 @@ def tile_max(typingctx, a, b):
 # -- kernels ----------------------------------------------------------------
 
 
-#: Pixels per tile for a given number of 8-channel vectors per tile: about 12
-#: accumulators, leaving registers for weights and a broadcast input.
-_PIXELS_FOR_VECTORS = {4: 3, 3: 4, 2: 6, 1: 12}
+#: Pixels per tile for a given number of vectors per tile: ``P * CB`` accumulators
+#: plus ``min(P, CB)`` weight vectors and one broadcast input fill the registers
+#: (16 ``ymm`` with AVX2, 32 ``zmm`` with AVX-512).
+#: With 32 registers the shapes are those measured fastest on a 3x3 U-Net's layers
+#: (Sapphire Rapids), not the largest that fit: longer tiles leave more pixels
+#: of a row to the one-pixel remainder loop for little gain.
+_PIXELS_FOR_VECTORS = {4: 6, 3: 8, 2: 8, 1: 16} if REGISTERS == 32 else {4: 3, 3: 4, 2: 6, 1: 12}
 
 
-#: Bytes of weights one pass over a row of pixels may use: half of L1, the rest for pixels.
-L1_WEIGHT_BYTES = 16 * 1024
+#: Bytes of weights one pass over a row of pixels may use.  With AVX2 (tuned on
+#: Zen 3, 32 KiB L1d) half of L1, the rest for pixels; with AVX-512 the weights
+#: of a wider tile stream from L2 fast enough that larger slices won (48 KiB L1d).
+L1_WEIGHT_BYTES = 16 * 1024 if LANES == 8 else 64 * 1024
 
 
 def tile_shape(vectors: int, *, taps_per_row: int = 0) -> tuple[int, int]:

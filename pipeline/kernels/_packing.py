@@ -31,7 +31,7 @@ def _aligned_zeros(shape) -> np.ndarray:
 
 
 def padded(n: int) -> int:
-    """``n`` rounded up to a whole number of 8-lane vectors."""
+    """``n`` rounded up to a whole number of vectors (:data:`LANES` lanes)."""
     return -(-n // LANES) * LANES
 
 
@@ -43,7 +43,8 @@ class PackedConv:
     ----------
     weights : float32 array, 64-byte aligned
         Dense/grouped: ``(G, KH, KW, Cin/G, CogP)``; depthwise: ``(KH, KW, CP)``;
-        output channels (depthwise: channels) zero-padded to a multiple of 8.
+        output channels (depthwise: channels) zero-padded to a multiple of
+        ``LANES`` (8, or 16 with AVX-512).
     groups, in_channels, out_channels : int
     kernel : (int, int)
     depthwise : bool
@@ -64,8 +65,18 @@ class PackedConv:
 
 
 def _restore(weights, groups, in_channels, out_channels, kernel, depthwise) -> PackedConv:
-    w = aligned_empty(weights.shape)
-    w[...] = weights
+    # Packed in a process whose vector width differs (an AVX2 client, an AVX-512
+    # worker): output channels are re-padded to this process's LANES.
+    width = weights.shape[-1]
+    real = out_channels if depthwise else out_channels // groups
+    if width % LANES:
+        width = padded(real)
+    if width == weights.shape[-1]:
+        w = aligned_empty(weights.shape)
+        w[...] = weights
+    else:
+        w = _aligned_zeros(weights.shape[:-1] + (width,))
+        w[..., :real] = weights[..., :real]
     return PackedConv(w, groups, in_channels, out_channels, tuple(kernel), depthwise)
 
 
