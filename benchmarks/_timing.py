@@ -47,54 +47,79 @@ def interleaved_rounds(methods: dict[str, Callable[[], object]], *, rounds: int,
 
 _FMA_C = r"""
 #include <immintrin.h>
-/* 12 independent FMA chains on ymm registers, 12 * 8 * 2 FLOP per iteration.
+/* CHAINS independent FMA chains on VEC registers, CHAINS * LANES * 2 FLOP per iteration.
    Seeds come from memory so the compiler can neither fold nor merge the chains. */
 float fma_peak(long iters, const float *seed) {
-    __m256 a[12];
-    for (int k = 0; k < 12; k++) a[k] = _mm256_set1_ps(seed[k]);
-    const __m256 m = _mm256_set1_ps(seed[12]), c = _mm256_set1_ps(seed[13]);
+    VEC a[CHAINS];
+    for (int k = 0; k < CHAINS; k++) a[k] = SET1(seed[k]);
+    const VEC m = SET1(seed[CHAINS]), c = SET1(seed[CHAINS + 1]);
     for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
-        for (int k = 0; k < 12; k++) a[k] = _mm256_fmadd_ps(a[k], m, c);
+#pragma GCC unroll 24
+        for (int k = 0; k < CHAINS; k++) a[k] = FMADD(a[k], m, c);
     }
-    __m256 s = a[0];
-    for (int k = 1; k < 12; k++) s = _mm256_add_ps(s, a[k]);
-    float o[8];
-    _mm256_storeu_ps(o, s);
+    VEC s = a[0];
+    for (int k = 1; k < CHAINS; k++) s = ADD(s, a[k]);
+    float o[LANES];
+    STOREU(o, s);
     return o[0];
 }
 """
 
-FLOP_PER_ITER = 12 * 8 * 2
+#: (gcc flags, macros, lanes, chains) for the widest FMA vectors a CPU may have:
+#: 12 chains fill AVX2's 16 ymm registers, 24 AVX-512's 32 zmm (enough to cover
+#: the 4-cycle FMA latency on two ports either way).
+_VARIANTS = {
+    "avx512f": (["-mavx512f", "-mfma"], dict(VEC="__m512", SET1="_mm512_set1_ps", FMADD="_mm512_fmadd_ps",
+                                              ADD="_mm512_add_ps", STOREU="_mm512_storeu_ps"), 16, 24),
+    "avx2": (["-mavx2", "-mfma"], dict(VEC="__m256", SET1="_mm256_set1_ps", FMADD="_mm256_fmadd_ps",
+                                        ADD="_mm256_add_ps", STOREU="_mm256_storeu_ps"), 8, 12),
+}
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
 
 
 class FmaPeak:
-    """This core's FP32 peak, measured by a loop of AVX2 FMAs compiled with gcc at run time.
+    """This core's FP32 peak, from a loop of FMAs on its widest vectors, compiled with gcc at run time.
 
+    AVX-512 (16 lanes) where the CPU has AVX-512F, else AVX2 (8 lanes): the
+    peak any code could reach here, which is what the kernels are held to.
     ``available`` is False (with ``reason``) when gcc is missing or the CPU lacks
-    AVX2/FMA; :meth:`run` then must not be called.
+    AVX2/FMA; :meth:`run` then must not be called.  ``isa`` names the variant.
     """
 
     def __init__(self, iters: int = 2_000_000) -> None:
         self.iters = iters
         self.available = False
         self.reason = ""
+        self.isa = ""
         self._dir = tempfile.mkdtemp(prefix="fma_peak_")
-        self._seed = np.array([1 + 0.01 * k for k in range(12)] + [0.999999, 1e-6], np.float32)
+        flags = _cpu_flags()
+        if not {"avx2", "fma"} <= flags:
+            self.reason = "CPU lacks AVX2/FMA"
+            return
+        self.isa = "avx512f" if "avx512f" in flags else "avx2"
+        gcc_flags, macros, self.lanes, self.chains = _VARIANTS[self.isa]
+        self._seed = np.array([1 + 0.01 * k for k in range(self.chains)] + [0.999999, 1e-6], np.float32)
         gcc = shutil.which("gcc")
         if gcc is None:
             self.reason = "gcc not found"
             return
         src, lib = Path(self._dir) / "fma_peak.c", Path(self._dir) / "fma_peak.so"
-        src.write_text(_FMA_C)
-        res = subprocess.run([gcc, "-O3", "-mavx2", "-mfma", "-shared", "-fPIC", str(src), "-o", str(lib)],
+        defines = dict(macros, LANES=str(self.lanes), CHAINS=str(self.chains))
+        src.write_text("".join(f"#define {k} {v}\n" for k, v in defines.items()) + _FMA_C)
+        res = subprocess.run([gcc, "-O3", *gcc_flags, "-shared", "-fPIC", str(src), "-o", str(lib)],
                              capture_output=True, text=True)
         if res.returncode != 0:
             self.reason = f"gcc failed: {res.stderr.strip()[:200]}"
-            return
-        flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-        if " avx2" not in flags or " fma" not in flags:
-            self.reason = "CPU lacks AVX2/FMA"
             return
         self._lib = ctypes.CDLL(str(lib))
         self._lib.fma_peak.restype = ctypes.c_float
@@ -108,4 +133,4 @@ class FmaPeak:
     @property
     def flop(self) -> float:
         """Floating-point operations of one :meth:`run`."""
-        return float(self.iters * FLOP_PER_ITER)
+        return float(self.iters * self.chains * self.lanes * 2)

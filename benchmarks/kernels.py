@@ -76,6 +76,12 @@ PEAK_TARGETS = {"conv3x3 32->32", "conv3x3 64->64"}
 
 # -- the methods ----------------------------------------------------------------
 
+def _lanes() -> int:
+    from pipeline.kernels._conv import LANES
+
+    return LANES
+
+
 def ours(shape: Shape, x_chw: np.ndarray, W: np.ndarray, b: np.ndarray):
     from pipeline import kernels as K
 
@@ -325,6 +331,8 @@ def main(argv=None) -> int:
         "rounds": rounds,
         "min_call_seconds": min_seconds,
         "peak_targets": sorted(PEAK_TARGETS),
+        "peak_isa": peak.isa if peak.available else None,
+        "vector_lanes": _lanes(),
         "results": results,
         "cold_start": cold,
     }

@@ -124,8 +124,12 @@ def kernels_section(res: dict) -> list[str]:
             row += f" {r['ours_pct_of_peak_median']:.0f}% |"
         lines.append(row)
     size = res["results"][0]["size"]
+    isa = {"avx512f": "AVX-512 (16 lanes)", "avx2": "AVX2 (8 lanes)"}.get(res.get("peak_isa") or "", None)
+    lanes = res.get("vector_lanes")
     lines += ["", f"Feature map {size} x {size}; every method's output is checked against PyTorch before timing. "
-              "Plot: [`benchmarks/results/kernels.png`](benchmarks/results/kernels.png)."]
+              + (f"Our kernels ran on {lanes}-lane vectors; the FMA peak is a loop of {isa} FMAs run "
+                 "beside them. " if isa and lanes else "")
+              + "Plot: [`benchmarks/results/kernels.png`](benchmarks/results/kernels.png)."]
     return lines
 
 
@@ -145,16 +149,21 @@ def e2e_section(res: dict) -> list[str]:
         lines.append(f"| {label} | {m['mpix_per_s_median']:.2f} | {m['mpix_per_s_min']:.2f}-{m['mpix_per_s_max']:.2f} "
                      f"| {m['speed_vs_onnxruntime_median']:.2f} | {m['median_s']:.1f} |")
     b = res["breakdown"]
-    lines += ["", f"Where our time goes: kernels {b['kernel_s']:.1f} s (the plan on every block, serially, one thread), "
-              f"Zarr read {b['read_s']:.1f} s, normalisation {b['normalise_s']:.1f} s, Zarr write {b['write_s']:.1f} s "
-              f"(each alone, in one process); {b['blocks']} blocks with a {b['halo_depth'][0]} px halo compute "
-              f"{100 * b['halo_extra_fraction']:.1f} % extra input pixels.", "",
-              "| configuration | kernels / parallelism | I/O + normalise / parallelism | rest: scheduling, transfer, Python |",
-              "|---|---:|---:|---:|"]
+    lines += ["", f"Where our time goes, measured inside each configuration's own runs (the block tasks' fine "
+              f"performance metrics, summed over workers and divided by the cores in use): {b['blocks']} blocks "
+              f"with a {b['halo_depth'][0]} px halo compute {100 * b['halo_extra_fraction']:.1f} % extra input pixels, "
+              "charged as halo recompute. Overhead is everything but the network's work on the image's own pixels, "
+              f"as a share of wall time. For scale, alone in one process: the network on every block serially "
+              f"{b['kernel_s']:.1f} s, Zarr read {b['read_s']:.1f} s, normalisation {b['normalise_s']:.1f} s, "
+              f"Zarr write {b['write_s']:.1f} s.", "",
+              "| configuration | network on own pixels | halo recompute | window read + normalise "
+              "| Zarr write, scheduler, transfer, idle | overhead |",
+              "|---|---:|---:|---:|---:|---:|"]
     for name, m in res["methods"].items():
         if "breakdown_s" in m:
             v = list(m["breakdown_s"].values())
-            lines.append(f"| {name} | {v[0]:.1f} s | {v[1]:.1f} s | {v[2]:.1f} s ({100 * m['overhead_fraction']:.0f} %) |")
+            lines.append(f"| {name} | " + " | ".join(f"{x:.1f} s" for x in v)
+                         + f" | {100 * m['overhead_fraction']:.0f} % |")
     if res.get("torch_skipped"):
         lines += ["", f"PyTorch not run: {res['torch_skipped']}"]
     for name in ("onnxruntime", "torch"):

@@ -34,6 +34,12 @@ def test_embedded_cluster_runs_processes_with_thread_env_and_serves_dashboard(tm
         page = requests.get(client.dashboard_link, timeout=30)  # while the job runs
         job.join()
         assert page.status_code == 200 and "Dask" in page.text
+        # block tasks split their time into fine performance metrics (dashboard, digests)
+        digests = client.run(lambda dask_worker: {k[-2]: v for k, v in dask_worker.digests_total.items()
+                                                  if isinstance(k, tuple) and k[0] == "execute" and k[-1] == "seconds"
+                                                  and k[-2] in ("kernels", "normalise")})
+        assert sum(d.get("kernels", 0) for d in digests.values()) > 0
+        assert all("normalise" in d for d in digests.values() if "kernels" in d)
     np.testing.assert_allclose(io.open_image(tmp_path / "o.zarr").data.compute(), reference(img), atol=1e-4)
 
 

@@ -152,6 +152,8 @@ DENSE_CASES = [
     (7, 7, 6, 10, 7, 7, (1, 1), (1, 1), 1),  # 7x7 kernel, 1-pixel output
     (11, 12, 32, 64, 3, 3, (2, 2), (1, 1), 1),  # stride 2
     (8, 9, 64, 128, 1, 1, (1, 1), (1, 1), 1),  # 1x1
+    (8, 9, 16, 2, 1, 1, (1, 1), (1, 1), 1),  # 1x1 to few channels: a network's head (dot-product kernel)
+    (5, 7, 3, 1, 1, 1, (1, 1), (1, 1), 1),  # ... to one channel
     (8, 7, 12, 20, 3, 3, (1, 1), (1, 1), 4),  # groups, Cout/g = 5 padded to 8
     (9, 9, 16, 32, 3, 2, (2, 1), (1, 3), 2),  # groups, non-square kernel
     (10, 10, 6, 6, 3, 3, (1, 1), (1, 1), 3),  # groups with Cin/g = Cout/g = 2
@@ -175,11 +177,11 @@ ACTIVATIONS = [(None, 0, 0), ("Relu", 0, 0), ("LeakyRelu", 0.1, 0), ("Clip", -0.
 
 
 @pytest.mark.parametrize("act,alpha,beta", ACTIVATIONS)
-@pytest.mark.parametrize("cout,groups", [(16, 1), (12, 12)], ids=["dense", "depthwise"])
-def test_fused_bias_and_activation(act, alpha, beta, cout, groups):
+@pytest.mark.parametrize("cout,groups,k", [(16, 1, 3), (12, 12, 3), (3, 1, 1)], ids=["dense", "depthwise", "head"])
+def test_fused_bias_and_activation(act, alpha, beta, cout, groups, k):
     rng = np.random.default_rng(7)
     x = rng.standard_normal((9, 13, 12 if groups > 1 else 8)).astype(np.float32)
-    W = rng.standard_normal((cout, x.shape[2] // groups, 3, 3)).astype(np.float32) * 0.3
+    W = rng.standard_normal((cout, x.shape[2] // groups, k, k)).astype(np.float32) * 0.3
     b = rng.standard_normal(cout).astype(np.float32)
     got = K.conv2d(x, K.pack_conv_weights(W, groups), b, activation=act, alpha=alpha, beta=beta)
     _close(got, conv_ref(x, W, b, (1, 1), (1, 1), groups, act, alpha, beta))

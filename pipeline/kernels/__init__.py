@@ -23,7 +23,7 @@ from ..errors import ChannelError, ShapeError  # noqa: E402
 from ._activations import ACT_CODES, activation_code  # noqa: E402
 from ._conv import L1_WEIGHT_BYTES, LANES, dense_kernel, depthwise_kernel, tile_shape, transpose_kernel  # noqa: E402
 from ._packing import PackedConv, aligned_empty, pack_conv, pack_conv_transpose  # noqa: E402
-from ._pointwise import activation_inplace, affine_channels_inplace, softmax_channels_inplace  # noqa: E402
+from ._pointwise import activation_inplace, affine_channels_inplace, conv1x1_narrow, softmax_channels_inplace  # noqa: E402
 from ._pool import avg_pool2d as _avg_pool2d  # noqa: E402
 from ._pool import max_pool2d as _max_pool2d  # noqa: E402
 from ._resize import resize_linear as _resize_linear  # noqa: E402
@@ -242,6 +242,17 @@ def conv2d_window(
     if ho < 0 or wo < 0:
         raise ShapeError(f"Expected a non-negative output shape. Got {out_shape} instead.")
     act = activation_code(activation)
+    y0, x0 = (int(v) for v in origins[0])
+    if (len(xs) == 1 and w.kernel == (1, 1) and (sy, sx) == (1, 1) and w.groups == 1
+            and 2 * w.out_channels <= LANES and ho and wo and y0 >= 0 and x0 >= 0
+            and y0 + ho <= xs[0].shape[0] and x0 + wo <= xs[0].shape[1]):
+        # a network's head (16 -> 2 channels, say): padding Cout to a vector would waste most of the work
+        cout = w.out_channels
+        out = (alloc or aligned_empty)((ho, wo, cout))
+        wn = np.ascontiguousarray(w.weights[0, 0, 0, :, :cout].T)
+        bn = _padded_bias(b, w, cout)
+        conv1x1_narrow(xs[0], y0, x0, wn, bn, out, act, np.float32(alpha), np.float32(beta))
+        return out
     width = w.weights.shape[-1] * w.groups
     bias = _padded_bias(b, w, width)
     out = (alloc or aligned_empty)((ho, wo, width))
@@ -251,7 +262,6 @@ def conv2d_window(
         x2, w2, (y2, x2o) = xs[1], ws[1].weights, origins[1]
     else:
         x2, w2, (y2, x2o) = _NO_SOURCE, np.zeros((1,) + w.weights.shape[1:3] + (0, w.weights.shape[4]), np.float32), (0, 0)
-    y0, x0 = origins[0]
     all_rows = all(wi.weights[0].size // wi.weights.shape[-1] * LANES * cb * 4 <= L1_WEIGHT_BYTES for wi in ws)
     if ho and wo:
         dense_kernel(p, cb)(xs[0], w.weights, bias, out, sy, sx, dy, dx, act, np.float32(alpha), np.float32(beta),

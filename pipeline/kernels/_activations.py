@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numba
+import numpy as np
 
 from ..config import NUMBA_FLAGS
 
@@ -47,7 +48,7 @@ def activate(v, act, alpha, beta):
     if act == 3:
         return min(max(v, alpha), beta)
     if act == 4:
-        return numba.float32(1) / (numba.float32(1) + math.exp(-v))
+        return numba.float32(1) / (numba.float32(1) + np.exp(-v))  # float32 expf
     if act == 5:
         return math.tanh(v)
     if act == 6:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 
 import numba
 import numpy as np
@@ -10,7 +9,7 @@ import numpy as np
 from ..config import NUMBA_FLAGS
 from ._activations import activate
 
-__all__ = ["activation_inplace", "affine_channels_inplace", "softmax_channels_inplace"]
+__all__ = ["activation_inplace", "affine_channels_inplace", "softmax_channels_inplace", "conv1x1_narrow"]
 
 
 @numba.njit(**NUMBA_FLAGS)
@@ -41,9 +40,33 @@ def softmax_channels_inplace(x):
             m = max(m, x[i, c])
         s = np.float32(0.0)
         for c in range(C):
-            e = math.exp(x[i, c] - m)
+            e = np.exp(x[i, c] - m)  # float32 expf: math.exp would round-trip through float64
             x[i, c] = e
             s += e
         inv = np.float32(1.0) / s
         for c in range(C):
             x[i, c] *= inv
+
+
+@numba.njit(**NUMBA_FLAGS)
+def conv1x1_narrow(x, y0, x0, w, b, out, act, alpha, beta):
+    """1x1 convolution to a few output channels: ``out[oy, ox] = act(b + w @ x[y0 + oy, x0 + ox])``.
+
+    ``x (H, W, Cin)``, ``w (Cout, Cin)``, ``b (Cout,)``, ``out (Ho, Wo, Cout)``,
+    the window inside ``x``.  Each output value is one dot product over the
+    pixel's contiguous channels (vectorised along ``Cin``): for a network's head
+    (16 -> 2, say) this reads the input once and writes only the real channels,
+    where the tile kernels would pad ``Cout`` to a whole vector.
+    """
+    Ho, Wo, Cout = out.shape
+    Cin = x.shape[2]
+    for oy in range(Ho):
+        for ox in range(Wo):
+            px = x[y0 + oy, x0 + ox]
+            o = out[oy, ox]
+            for co in range(Cout):
+                acc = b[co]
+                wc = w[co]
+                for ci in range(Cin):
+                    acc += px[ci] * wc[ci]
+                o[co] = activate(acc, act, alpha, beta)

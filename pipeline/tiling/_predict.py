@@ -15,6 +15,7 @@ from dask.base import tokenize
 from ..errors import ChannelError, DTypeError, ExecutionError, ShapeError, StorageError
 from ..model import Model, get_plan, load_model, tensor_scales
 from ._blocks import auto_block_edge, block_bounds, parse_chunks
+from ._metrics import meter
 from ._prepost import (apply_post, mask_grid, normalization_stats, normalize_block, parse_normalize, parse_post,
                        post_channels, post_dtype)
 from ._windows import window_source, windowed_blocks
@@ -307,13 +308,17 @@ def _predict_block(block, model, stats=None, *, by, bx, oby, obx, depth, image_s
     lead_shape = block.shape[:-3]
     out = None
     for idx in np.ndindex(*lead_shape):
-        plane = normalize_block(block[idx], norm, stats)
-        if local:
-            y = plan.run(plane, origin=(ay, ax), image_size=image_size, out_range=out_range)
-        else:
-            core = plane[y0 - ay : y1 - ay, x0 - ax : x1 - ax]
-            y = plan.run(np.ascontiguousarray(core))
-        y = apply_post(y, post)
+        with meter("normalise"):
+            plane = normalize_block(block[idx], norm, stats)
+        with meter("kernels"):
+            if local:
+                y = plan.run(plane, origin=(ay, ax), image_size=image_size, out_range=out_range)
+            else:
+                core = plane[y0 - ay : y1 - ay, x0 - ax : x1 - ax]
+                y = plan.run(np.ascontiguousarray(core))
+        if post is not None:
+            with meter("post-process"):
+                y = apply_post(y, post)
         if out is None:
             out = np.empty(lead_shape + y.shape, y.dtype)
         out[idx] = y

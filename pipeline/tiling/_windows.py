@@ -23,6 +23,8 @@ import dask.array as da
 import numpy as np
 from dask.highlevelgraph import HighLevelGraph
 
+from ._metrics import meter
+
 __all__ = ["WindowSource", "window_source", "windowed_blocks"]
 
 
@@ -90,7 +92,8 @@ def read_window(source: WindowSource, index: tuple) -> np.ndarray:
 def _block_task(source: WindowSource, *deps, run: Callable, index: tuple, channel_axis: int | None,
                 block_id: tuple):
     """Read one haloed window, put channels last and hand it to ``run``."""
-    window = read_window(source, index)
+    with meter("read"):
+        window = read_window(source, index)
     window = window[..., None] if channel_axis is None else np.moveaxis(window, channel_axis, -1)
     return run(window, *deps, block_id=block_id)
 
