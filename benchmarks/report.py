@@ -226,8 +226,25 @@ def scaling_section(res: dict) -> list[str]:
     return lines
 
 
+def coldstart_section(res: dict) -> list[str]:
+    w, c = res["warm_cache"], res["empty_cache"]
+    lines = ["### Cold start of a worker process", "", f"`{res.get('command') or 'python -m benchmarks.coldstart'}`"
+             + (f" on {_machine_line(res)}" if res.get("machine") else "") + ".", "",
+             "A fresh interpreter made ready to run the shipped model as a Dask worker is: import `pipeline`, "
+             "unpickle the model the scheduler sends, build the plan and run every kernel once.", "",
+             "| Numba cache | import | model | kernels + plan | total |", "|---|---:|---:|---:|---:|"]
+    for label, r in (("warm (every start after the first)", w), ("empty (first compile on a fresh clone)", c)):
+        lines.append(f"| {label} | {r['import_s']:.2f} s | {r['model_load_s']:.2f} s | "
+                     f"{r['kernels_and_plan_s']:.2f} s | {r['total_s']:.2f} s |")
+    if "client_onnx_load_s" in w:
+        lines += ["", f"Parsing the ONNX file in a fresh process (the client's part, once per job) takes "
+                  f"{w['client_onnx_load_s']:.2f} s, most of it importing the `onnx` package."]
+    return lines
+
+
 def section(results: Path = RESULTS) -> str:
-    parts = {"kernels": kernels_section, "e2e": e2e_section, "memory": memory_section, "scaling": scaling_section}
+    parts = {"kernels": kernels_section, "e2e": e2e_section, "memory": memory_section, "scaling": scaling_section,
+             "coldstart": coldstart_section}
     lines = ["Measured on a shared, noisy 2-core machine: absolute times drift with the clock (1.8-3.0 GHz); "
              "ratios measured side by side in one run hold. `make bench-quick` (a few minutes) or `make bench` "
              "(about half an hour) regenerates the figures and this section "

@@ -2,7 +2,7 @@
 
 Each benchmark runs in its own Python process (so thread settings and peak
 memory of one never leak into another), in order: kernels, end to end,
-memory, scaling.  A benchmark that fails (outputs disagree, a crash) makes
+memory, scaling, cold start.  A benchmark that fails (outputs disagree, a crash) makes
 the whole run exit with code 1 and the README is left as it was.
 """
 
@@ -16,12 +16,13 @@ import time
 from .report import ROOT
 from .report import main as report_main
 
-PARTS = ("kernels", "e2e", "memory", "scaling")
+PARTS = ("kernels", "e2e", "memory", "scaling", "coldstart")
+TAKES_TMP = ("e2e", "memory", "scaling")
 
 
 def run_part(name: str, quick: bool, tmp: str | None) -> tuple[int, float]:
     cmd = [sys.executable, "-m", f"benchmarks.{name}"] + (["--quick"] if quick else [])
-    if tmp and name != "kernels":
+    if tmp and name in TAKES_TMP:
         cmd += ["--tmp", tmp]
     print(f"=== {' '.join(['python'] + cmd[1:])}", flush=True)
     t0 = time.perf_counter()
