@@ -270,7 +270,7 @@ def sweep(mode: str, tmp: str | None) -> dict:
             },
         }
     return {"block": BLOCK, "workers": 2, "threads_per_worker": 1, "normalize": list(NORMALIZE),
-            "input": "smooth uint16 pattern read window by window from a store (lazy, like a Zarr array)", "output": "plain Zarr v3 float32 zstd-3",
+            "input": "smooth uint16 pattern read window by window from a store (lazy, like a Zarr array)", "output": "plain Zarr v3 float32 (write_image default codec)",
             "pipeline": ours, "onnxruntime": ort}
 
 

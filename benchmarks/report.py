@@ -139,7 +139,7 @@ def e2e_section(res: dict) -> list[str]:
              _provenance(res, "python -m benchmarks.e2e"),
              f"Median of {res['rounds']} interleaved rounds; block {res['block']}; every method reads the "
              "uint16 input Zarr, normalises with the whole-image 1st/99.8th percentiles, runs the network and "
-             "writes float32 probabilities to Zarr (zstd). Outputs agree with ONNX Runtime to "
+             "writes float32 probabilities to Zarr (Blosc LZ4 + byte shuffle, `write_image`'s default for float outputs). Outputs agree with ONNX Runtime to "
              f"{max(res['max_abs_diff_vs_onnxruntime'].values()):.1e} (limit {res['tolerance']:g}).", "",
              "| method | MPix/s | min-max | speed vs ONNX Runtime | seconds |", "|---|---:|---:|---:|---:|"]
     for name, m in res["methods"].items():

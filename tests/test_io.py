@@ -87,6 +87,40 @@ def test_plain_zarr_output(tmp_path):
     assert io.output_state(tmp_path / "p.zarr").state == "complete"
 
 
+def test_auto_compression_is_shuffled_lz4_for_floats_and_zstd_for_integers(tmp_path):
+    floats = rng.random((2, 40, 40)).astype(np.float32)
+    labels = rng.integers(0, 9, (1, 40, 40)).astype(np.int32)
+    io.write_image(da.from_array(floats, chunks=(2, 20, 20)), tmp_path / "f.zarr", axes=("c", "y", "x"), ome=False)
+    io.write_image(da.from_array(labels, chunks=(1, 20, 20)), tmp_path / "l.zarr", axes=("c", "y", "x"), ome=False)
+    zf = zarr.open_array(str(tmp_path / "f.zarr"), mode="r")
+    zl = zarr.open_array(str(tmp_path / "l.zarr"), mode="r")
+    assert "blosc" in str(zf.compressors).lower() and "lz4" in str(zf.compressors).lower()
+    assert "shuffle" in str(zf.compressors).lower()
+    assert "zstd" in str(zl.compressors).lower()
+    np.testing.assert_array_equal(zf[:], floats)
+    np.testing.assert_array_equal(zl[:], labels)
+
+
+def test_auto_compression_resumes_an_output_started_with_zstd(tmp_path):
+    data = rng.random((1, 64, 64)).astype(np.float32)
+    img = da.from_array(data, chunks=(1, 32, 32))
+
+    def two_then_fail(tasks, label):
+        dask.compute(*tasks[:2])
+        raise RuntimeError("killed")
+
+    with pytest.raises(RuntimeError, match="killed"):
+        io.write_image(img, tmp_path / "o.zarr", axes=("c", "y", "x"), ome=False, compression="zstd",
+                       executor=two_then_fail)
+    res = io.write_image(img, tmp_path / "o.zarr", axes=("c", "y", "x"), ome=False, resume=True)
+    assert res["computed"] == 2
+    z = zarr.open_array(str(tmp_path / "o.zarr"), mode="r")
+    assert "zstd" in str(z.compressors).lower()
+    np.testing.assert_array_equal(z[:], data)
+    with pytest.raises(errors.StorageError, match="layout differs"):
+        io.write_image(img, tmp_path / "o.zarr", axes=("c", "y", "x"), ome=False, compression="blosc", resume=True)
+
+
 @given(st.lists(st.integers(1, 9), min_size=1, max_size=6), st.integers(1, 9))
 def test_aligned_chunks_tile_blocks(sizes, last):
     blocks = tuple(sizes) + (last,)

@@ -35,7 +35,8 @@ def register(subparsers) -> None:
                    help="OME-Zarr version: 0.5 (Zarr v3, default) or 0.4 (Zarr v2)")
     p.add_argument("--levels", type=positive_int, metavar="N",
                    help="pyramid levels including full resolution (default: until one chunk)")
-    p.add_argument("--compression", choices=("zstd", "blosc", "none"), default="zstd", help="chunk codec (default zstd)")
+    p.add_argument("--compression", choices=("auto", "zstd", "blosc", "none"), default="auto",
+                   help="chunk codec (default auto: blosc-lz4+shuffle for float outputs, zstd for integer ones)")
     add_cluster_options(p)
     p.set_defaults(run=run)
 
