@@ -137,7 +137,8 @@ def e2e_section(res: dict) -> list[str]:
     size = res["image"]["shape"][0]
     lines = [f"### End to end: shipped U-Net, {size} x {size} ({res['image']['megapixels']:.1f} MPix), Zarr -> Zarr", "",
              _provenance(res, "python -m benchmarks.e2e"),
-             f"Median of {res['rounds']} interleaved rounds; block {res['block']}; every method reads the "
+             f"Median of {res['rounds']} interleaved rounds; compute block {res['block']} (also the output chunk of "
+             f"every method), input chunks {res.get('input_chunks', res['block'])}; every method reads the "
              "uint16 input Zarr, normalises with the whole-image 1st/99.8th percentiles, runs the network and "
              "writes float32 probabilities to Zarr (Blosc LZ4 + byte shuffle, `write_image`'s default for float outputs). Outputs agree with ONNX Runtime to "
              f"{max(res['max_abs_diff_vs_onnxruntime'].values()):.1e} (limit {res['tolerance']:g}).", "",
