@@ -15,6 +15,7 @@ __all__ = [
     "block_memory_budget",
     "max_halo_overhead",
     "default_block_size",
+    "keep_block_buffers",
     "apply_numba_flags",
     "worker_thread_env",
 ]
@@ -63,6 +64,16 @@ def block_memory_budget() -> int:
 def max_halo_overhead() -> float:
     """Largest fraction of extra (halo) pixels the automatic block size accepts."""
     return _env_float("MAX_HALO_OVERHEAD", 0.15)
+
+
+def keep_block_buffers() -> bool:
+    """Whether a thread keeps its block buffers between blocks (``PIPELINE_KEEP_BUFFERS``, default 1).
+
+    Kept, the next block reuses memory already mapped instead of page-faulting
+    fresh memory in (about 15 % of a 2048 px U-Net block's time); the cost is
+    holding one block's working set per worker thread between blocks.
+    """
+    return _env_int("KEEP_BUFFERS", 1) != 0
 
 
 def default_block_size() -> int:

@@ -174,3 +174,29 @@ def test_summary_mentions_geometry():
     text = small_unet().summary()
     for word in ("halo", "stride", "scale", "parameters", "local"):
         assert word in text
+
+
+# -- block buffers kept between runs ------------------------------------------------
+@pytest.mark.parametrize("head", ["softmax", "conv"])
+def test_buffers_kept_between_runs_never_touch_returned_outputs(monkeypatch, head):
+    from pipeline.model import get_plan, release_buffers
+    from pipeline.model._execute import _thread_pool
+
+    model = small_unet()
+    if head == "conv":  # the output is a conv's own buffer (16 channels: no padding to slice off)
+        model = Model(list(model.nodes[:-2]) + [conv("head", "cat", 8, 16, k=3, pads=1)], input_channels=2)
+    plan = get_plan(model)
+    xs = [rng.normal(size=(40, 36, 2)).astype(np.float32) for _ in range(3)]
+    monkeypatch.setenv("PIPELINE_KEEP_BUFFERS", "0")
+    release_buffers()
+    fresh = [plan.run(x) for x in xs]
+    assert _thread_pool() == []  # nothing kept when switched off
+    monkeypatch.setenv("PIPELINE_KEEP_BUFFERS", "1")
+    outs = [plan.run(x) for x in xs]
+    kept = {raw.ctypes.data for raw in _thread_pool()}
+    assert kept  # the convs' buffers stay with this thread
+    again = plan.run(xs[0])
+    assert {raw.ctypes.data for raw in _thread_pool()} == kept  # the same memory, nothing new mapped
+    for got, want in zip(outs + [again], fresh + [fresh[0]]):
+        np.testing.assert_array_equal(got, want)  # earlier outputs untouched by later runs
+    assert release_buffers() > 0 and _thread_pool() == []

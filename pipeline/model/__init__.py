@@ -6,7 +6,7 @@ Knows nothing of Dask or Zarr; runs a network on one block of NumPy data.
 from ._geometry import Geometry, compute_geometry, input_ranges, required_ranges, tensor_scales
 from ._graph import Model, Node
 from ._load import load_model
-from ._execute import Plan, get_plan, run_model
+from ._execute import Plan, get_plan, release_buffers, run_model
 from ._ops import OPS
 from ._shapes import infer_shapes
 
@@ -23,5 +23,6 @@ __all__ = [
     "load_model",
     "Plan",
     "get_plan",
+    "release_buffers",
     "run_model",
 ]

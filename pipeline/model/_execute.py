@@ -25,13 +25,14 @@ from typing import Any
 import numpy as np
 
 from .. import kernels as K
+from ..config import keep_block_buffers
 from ..errors import ExecutionError, ShapeError
 from ._geometry import input_ranges, required_ranges, resize_coordinates
 from ._graph import Model, Node
 from ._ops import ACTIVATIONS
 from ._shapes import infer_shapes, resolved_pads
 
-__all__ = ["Plan", "get_plan", "run_model"]
+__all__ = ["Plan", "get_plan", "run_model", "release_buffers"]
 
 Range = tuple[int, int]
 
@@ -88,20 +89,47 @@ def _window(t: _Tensor, ry: Range, rx: Range, n: tuple[int, int], fill: float) -
     return out
 
 
-class _Buffers:
-    """Kernel output memory of one :meth:`Plan.run`, reused once a tensor's last reader ran.
+_POOL = threading.local()
 
-    Fresh memory costs a page fault per 4 KiB on first touch (about as much as
+
+def _thread_pool() -> list[np.ndarray]:
+    """This thread's free block buffers, kept from one :meth:`Plan.run` to the next."""
+    free = getattr(_POOL, "free", None)
+    if free is None:
+        free = _POOL.free = []
+    return free
+
+
+def release_buffers() -> int:
+    """Drop the block buffers this thread keeps between runs; bytes released.
+
+    Worker threads keep the memory of their last block (see
+    :func:`pipeline.config.keep_block_buffers`); call this, e.g. through
+    ``client.run``, to hand it back between jobs.
+    """
+    free = _thread_pool()
+    n = sum(raw.nbytes for raw in free)
+    free.clear()
+    return n
+
+
+class _Buffers:
+    """Kernel output memory of a :meth:`Plan.run`, reused once a tensor's last reader ran.
+
+    Fresh memory costs a page fault per page on first touch (about as much as
     writing it twice); a U-Net block allocates several times its peak working
-    set, most of it the same few sizes.  Buffers live only as long as the run,
-    so a worker holds no memory between blocks and the peak never grows: a
-    buffer is handed out again only after the tensor using it was dropped.
+    set, most of it the same few sizes.  A buffer is handed out again only
+    after the tensor using it was dropped, so the peak never grows.  Given a
+    thread's pool (``free``), the buffers outlive the run: the next block of
+    the same size page-faults nothing, and :meth:`finish` drops buffers the
+    run did not use, so the pool follows the latest block's needs.
     """
 
-    def __init__(self) -> None:
-        self._free: list[np.ndarray] = []
+    def __init__(self, free: list[np.ndarray] | None = None) -> None:
+        self._free: list[np.ndarray] = [] if free is None else free
         self._owner: dict[int, np.ndarray] = {}  # data address -> raw buffer, for buffers in use
         self._step: list[int] = []  # addresses handed out during the current step
+        self._used: set[int] = set()  # addresses handed out during this run
 
     def alloc(self, shape) -> np.ndarray:
         n = int(np.prod(shape))
@@ -114,6 +142,7 @@ class _Buffers:
         addr = raw.ctypes.data
         self._owner[addr] = raw
         self._step.append(addr)
+        self._used.add(addr)
         return arr
 
     def settle(self, result: np.ndarray) -> None:
@@ -129,6 +158,11 @@ class _Buffers:
         raw = self._owner.pop(data.ctypes.data, None) if data.size else None
         if raw is not None:
             self._free.append(raw)
+
+    def finish(self) -> None:
+        """End the run: free buffers it never used leave the pool; buffers still in use
+        (the output the caller receives) were never put back and are not reused."""
+        self._free[:] = [raw for raw in self._free if raw.ctypes.data in self._used]
 
 
 @dataclass
@@ -297,7 +331,7 @@ class Plan:
             self.model.input_name: _Tensor(np.ascontiguousarray(block, dtype=np.float32), int(origin[0]),
                                            int(origin[1]))
         }
-        buffers = _Buffers()
+        buffers = _Buffers(_thread_pool() if keep_block_buffers() else None)
         for i, step in enumerate(self.steps):
             rng = need[step.name]
             if rng[0][1] <= rng[0][0] or rng[1][1] <= rng[1][0]:
@@ -312,6 +346,7 @@ class Plan:
                     dropped = tensors.pop(src, None)
                     if dropped is not None:
                         buffers.release(dropped.data)
+        buffers.finish()
         result = tensors[self.model.output].crop(*out_range)
         return np.ascontiguousarray(result)
 
