@@ -46,28 +46,23 @@ print(f"{t1 - t0} {t2 - t1} {t3 - t2} {t3 - t0} {t4 - t3}")
 
 
 MODEL = ROOT / "data" / "models" / "nuclei-unet.onnx"
-_PICKLE: list[str] = []
 
 
-def _pickled_model() -> str:
-    """The shipped model as the scheduler sends it to a worker (pickled), in a temporary file."""
-    if not _PICKLE:
-        import pickle
+def _pickle_model(path: Path) -> str:
+    """Write the shipped model as the scheduler sends it to a worker (pickled) to ``path``."""
+    import pickle
 
-        import pipeline
+    import pipeline
 
-        fd, path = tempfile.mkstemp(suffix=".pkl")
-        with os.fdopen(fd, "wb") as f:
-            pickle.dump(pipeline.load_model(MODEL), f)
-        _PICKLE.append(path)
-    return _PICKLE[0]
+    path.write_bytes(pickle.dumps(pipeline.load_model(MODEL)))
+    return str(path)
 
 
-def _run(cache_dir: str | None) -> list[float]:
+def _run(model_pickle: str, cache_dir: str | None) -> list[float]:
     env = dict(os.environ)
     if cache_dir is not None:
         env["NUMBA_CACHE_DIR"] = cache_dir
-    code = _CHILD % (_pickled_model(), str(MODEL))
+    code = _CHILD % (model_pickle, str(MODEL))
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return [float(v) for v in out.stdout.split()]
 
@@ -86,12 +81,14 @@ def main(argv=None) -> dict:
     args.rounds = args.rounds or (1 if args.quick else 3)
     fields = ("import_s", "model_load_s", "kernels_and_plan_s", "total_s", "client_onnx_load_s")
     cold, warm = [], []
-    for _ in range(args.rounds):
-        with tempfile.TemporaryDirectory() as empty:
-            cold.append(_run(empty))
-        with tempfile.TemporaryDirectory() as cache:
-            _run(cache)  # fill this cache
-            warm.append(_run(cache))
+    with tempfile.TemporaryDirectory() as tmp:
+        model = _pickle_model(Path(tmp) / "model.pkl")
+        for _ in range(args.rounds):
+            with tempfile.TemporaryDirectory() as empty:
+                cold.append(_run(model, empty))
+            with tempfile.TemporaryDirectory() as cache:
+                _run(model, cache)  # fill this cache
+                warm.append(_run(model, cache))
     result = {
         "command": "python -m benchmarks.coldstart --rounds %d" % args.rounds,
         "machine": _machine(),
