@@ -69,6 +69,31 @@ def test_conv2d_matches_naive(groups_kind, cin_per_group, cout_per_group, k, str
     close(chw(ours), ref)
 
 
+
+@pytest.mark.parametrize("cin, cout, stride", [(16, 16, 1), (32, 16, 1), (16, 16, 2), (16, 9, 1), (17, 16, 1),
+                                               (32, 48, 1), (1, 16, 1)])
+@pytest.mark.parametrize("act", ["Relu", None])
+def test_conv2d_long_tiles_match_naive(cin, cout, stride, act):
+    """Rows of many whole tiles, so the widest tiles run, with the pixel strides some kernels take as constants."""
+    x = rng.normal(size=(cin, 7, 77)).astype(np.float32)
+    W = rng.normal(size=(cout, cin, 3, 3)).astype(np.float32)
+    B = rng.normal(size=cout).astype(np.float32)
+    ours = K.conv2d(hwc(x), K.pack_conv_weights(W), B, stride=(stride, stride), activation=act)
+    ref = naive.conv2d(x, W, B, stride=(stride, stride))
+    close(chw(ours), naive.relu(ref) if act else ref)
+
+
+def test_conv2d_window_of_two_16_channel_sources_matches_naive():
+    """A decoder conv on the concat of two 16-channel maps, padded by the window: wide tiles on both sources."""
+    x1 = rng.normal(size=(6, 70, 16)).astype(np.float32)
+    x2 = rng.normal(size=(6, 70, 16)).astype(np.float32)
+    W = rng.normal(size=(16, 32, 3, 3)).astype(np.float32)
+    B = rng.normal(size=16).astype(np.float32)
+    ours = K.conv2d_window([x1, x2], [(-1, -1), (-1, -1)], [K.pack_conv_weights(W[:, :16]),
+                                                             K.pack_conv_weights(W[:, 16:])], B, (6, 70))
+    cat = np.concatenate([x1, x2], axis=2).transpose(2, 0, 1)
+    close(chw(ours), naive.conv2d(cat, W, B, pads=(1, 1, 1, 1)))
+
 @settings(max_examples=40)
 @given(
     groups=st.sampled_from([1, 2]),

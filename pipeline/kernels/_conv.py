@@ -542,8 +542,17 @@ def dense_kernel(P: int, CB: int):
                                     for r in range(runs):
                                         xo = xrow + r * x_run
                                         wo = w_ky + r * w_run
-                                        for t in range(run_len):
-                                            acc = tile_fma_bcast(acc, xs, xo + t, xstep, ws, wo + t * CogP, P, CB)
+                                        # long tiles: with the pixel stride a constant, every pixel is
+                                        # addressed off one pointer (else P pointers spill to the stack)
+                                        if P >= 12 and xstep == 16:
+                                            for t in range(run_len):
+                                                acc = tile_fma_bcast(acc, xs, xo + t, 16, ws, wo + t * CogP, P, CB)
+                                        elif P >= 12 and xstep == 32:
+                                            for t in range(run_len):
+                                                acc = tile_fma_bcast(acc, xs, xo + t, 32, ws, wo + t * CogP, P, CB)
+                                        else:
+                                            for t in range(run_len):
+                                                acc = tile_fma_bcast(acc, xs, xo + t, xstep, ws, wo + t * CogP, P, CB)
                                 if last:
                                     acc = _activate_tile(acc, act, alpha, beta)
                                 tile_store(out, oo, CoutP, acc, P, CB)
