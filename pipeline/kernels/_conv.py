@@ -58,6 +58,7 @@ __all__ = [
     "tile_load",
     "tile_store",
     "tile_fma_bcast",
+    "tile_fma_row",
     "tile_fma_lanes",
     "tile_activate",
     "tile_max",
@@ -294,6 +295,46 @@ def tile_fma_bcast(typingctx, tile, x, xoff, xstride, w, woff, P, CB):
 
 
 @intrinsic
+def tile_fma_row(typingctx, tile, x, xoff, xstride, w, woff, wstride, P, CB, KW):
+    """One input channel of one kernel row: ``tile[p, j] += sum_kx x.flat[xoff + (p+kx)*xstride] * w.flat[woff + kx*wstride + 8j : +8]``.
+
+    The stride-1 form of ``KW`` calls of :func:`tile_fma_bcast`: each of the
+    ``P + KW - 1`` input pixels is broadcast once and feeds every output pixel
+    it reaches, so a ``KW``-wide kernel row needs about ``KW`` times fewer
+    broadcast loads.  Each accumulator still receives its taps in ``kx``
+    order, as ``KW`` separate calls would add them.
+    """
+    if _literals(P, CB, KW) is None:
+        return None
+    p, cb, kw = _literals(P, CB, KW)
+    if tile != _tile_type(p, cb):
+        raise TypeError(f"Expected a {p}x{cb} tile. Got {tile} instead.")
+
+    def codegen(context, builder, sig, args):
+        acc = _unpack(builder, args[0], p * cb)
+        xd = _data(context, builder, sig.args[1], args[1])
+        xo = _as_i64(context, builder, sig.args[2], args[2])
+        xs = _as_i64(context, builder, sig.args[3], args[3])
+        wd = _data(context, builder, sig.args[4], args[4])
+        wo = _as_i64(context, builder, sig.args[5], args[5])
+        ws = _as_i64(context, builder, sig.args[6], args[6])
+        i64 = ir.IntType(64)
+        wv = [[builder.load(_vec_ptr(builder, wd, builder.add(builder.add(wo, builder.mul(ws, ir.Constant(i64, k))),
+                                                              ir.Constant(i64, LANES * j))), align=4)
+               for j in range(cb)] for k in range(kw)]
+        for q in range(p + kw - 1):
+            xi = builder.add(xo, builder.mul(xs, ir.Constant(i64, q)))
+            v = _broadcast(builder, builder.load(builder.gep(xd, [xi]), align=4))
+            for k in range(kw):
+                i = q - k
+                if 0 <= i < p:
+                    for j in range(cb):
+                        acc[i * cb + j] = _fma(builder, v, wv[k][j], acc[i * cb + j])
+        return _pack(context, builder, sig.return_type, acc)
+
+    return tile(tile, x, xoff, xstride, w, woff, wstride, P, CB, KW), codegen
+
+@intrinsic
 def tile_fma_lanes(typingctx, tile, x, xoff, xstride, w, woff, P, CB):
     """Lane-wise update: ``tile[p, j] += x.flat[xoff + p*xstride + 8j : +8] * w.flat[woff + 8j : +8]``.
 
@@ -461,7 +502,16 @@ def dense_kernel(P: int, CB: int):
     to the same sum (a convolution of the channel concatenation of ``x`` and
     ``x2``, ``G == 1``), so a Concat feeding a conv is never materialised.
     All arrays must be C-contiguous (offsets are computed from shapes).
+
+    Dense 3-wide kernels at stride 1 (the common 3x3 layer) take their kernel
+    rows one input channel at a time with :func:`tile_fma_row`, when its weights
+    fit the registers beside the tile (``CB`` of 1 or 2 with AVX-512, 1 with
+    AVX2): every input pixel is broadcast once for three taps.  Every output
+    pixel, in a tile or not, sums its taps in one order (kernel row, then
+    channel, then column in the row path; kernel row, column, channel in the
+    other), so results do not depend on where a block's tiles fall.
     """
+    row3_fits = P * CB + 3 * CB + 1 <= REGISTERS
 
     @numba.njit(**NUMBA_FLAGS)
     def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta, y0=0, x0=0, x2=None, w2=None, y2=0, x2o=0,
@@ -527,6 +577,8 @@ def dense_kernel(P: int, CB: int):
                             runs, run_len, x_run, w_run = 1, KW * Cin, 0, 0
                         else:
                             runs, run_len, x_run, w_run = KW, Cig, dx * Cin, Cig * CogP
+                        row3 = row3_fits and KW == 3 and G == 1 and sx == 1 and dx == 1
+                        kx_step = Cin * CogP
                         for cb in range(blocks):
                             co = g * CogP + cb * LANES * CB
                             w_cb = g * KH * KW * Cig * CogP + cb * LANES * CB
@@ -539,6 +591,20 @@ def dense_kernel(P: int, CB: int):
                                 for ky in range(kya, kyb):
                                     xrow = ((base + ky * dy) * Wi + xc + ox * sx) * Cin + g * Cig
                                     w_ky = w_cb + ky * KW * Cig * CogP
+                                    if row3:
+                                        if P >= 12 and Cin == 16:
+                                            for c in range(Cin):
+                                                acc = tile_fma_row(acc, xs, xrow + c, 16, ws, w_ky + c * CogP, kx_step,
+                                                                   P, CB, 3)
+                                        elif P >= 12 and Cin == 32:
+                                            for c in range(Cin):
+                                                acc = tile_fma_row(acc, xs, xrow + c, 32, ws, w_ky + c * CogP, kx_step,
+                                                                   P, CB, 3)
+                                        else:
+                                            for c in range(Cin):
+                                                acc = tile_fma_row(acc, xs, xrow + c, Cin, ws, w_ky + c * CogP, kx_step,
+                                                                   P, CB, 3)
+                                        continue
                                     for r in range(runs):
                                         xo = xrow + r * x_run
                                         wo = w_ky + r * w_run
@@ -567,6 +633,14 @@ def dense_kernel(P: int, CB: int):
                                 for ky in range(kya, kyb):
                                     iy = base + ky * dy
                                     w_ky = w_cb + ky * KW * Cig * CogP
+                                    if row3:  # the row path's order: channel, then column
+                                        for c in range(Cin):
+                                            for kx in range(KW):
+                                                ix = xc + ox + kx
+                                                if ix >= 0 and ix < Wi:
+                                                    one = tile_fma_bcast(one, xs, (iy * Wi + ix) * Cin + c, xstep, ws,
+                                                                         w_ky + kx * kx_step + c * CogP, 1, CB)
+                                        continue
                                     for kx in range(KW):
                                         ix = xc + ox * sx + kx * dx
                                         if ix >= 0 and ix < Wi:
