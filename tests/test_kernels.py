@@ -303,3 +303,15 @@ def test_windowed_kernels_reject_bad_input():
         K.conv2d_window([x], [(0, 0)], [K.pack_conv_weights(np.ones((4, 1, 3, 3)), groups=4)], None, (3, 3))
     with pytest.raises(ShapeError, match="non-negative"):
         K.conv_transpose2d_window(x, K.pack_conv_transpose_weights(np.ones((4, 2, 2, 2))), None, (0, 0), (-1, 3))
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_streaming_stores_match_naive(monkeypatch, stride):
+    """Large outputs of the memory-bound depthwise kernel bypass the caches; the values must not change."""
+    monkeypatch.setattr(K, "STREAM_BYTES", 0)
+    c = 3 * K.LANES + 5
+    x = rng.normal(size=(c, 9, 61)).astype(np.float32)
+    W = rng.normal(size=(c, 1, 3, 3)).astype(np.float32)
+    B = rng.normal(size=c).astype(np.float32)
+    ours = K.conv2d(hwc(x), K.pack_conv_weights(W, c), B, stride=(stride, stride), activation="Relu")
+    close(chw(ours), naive.relu(naive.conv2d(x, W, B, stride=(stride, stride), groups=c)))

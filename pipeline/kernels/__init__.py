@@ -166,6 +166,16 @@ def conv2d(
                          activation=activation, alpha=alpha, beta=beta)
 
 
+#: Outputs at least this large are written around the caches by memory-bound kernels:
+#: far larger than a core's L2, so the next layer would have missed them anyway.
+STREAM_BYTES = 16 << 20
+
+
+def _stream(out: np.ndarray) -> bool:
+    """Whether a memory-bound kernel should store ``out`` non-temporally (large, vector-aligned)."""
+    return out.nbytes >= STREAM_BYTES and out.ctypes.data % (4 * LANES) == 0
+
+
 def _depthwise(x, w, b, shape, stride, dilation, activation, alpha, beta) -> np.ndarray:
     width = w.weights.shape[-1]
     bias = _padded_bias(b, w, width)
@@ -176,7 +186,7 @@ def _depthwise(x, w, b, shape, stride, dilation, activation, alpha, beta) -> np.
         xp[..., : x.shape[2]] = x
         x = xp
     depthwise_kernel(p, cb)(x, w.weights, bias, out, *stride, *dilation, activation_code(activation),
-                            np.float32(alpha), np.float32(beta))
+                            np.float32(alpha), np.float32(beta), _stream(out))
     return _unpadded(out, w)
 
 

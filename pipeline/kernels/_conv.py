@@ -57,6 +57,7 @@ __all__ = [
     "tile_bias",
     "tile_load",
     "tile_store",
+    "tile_stream",
     "tile_fma_bcast",
     "tile_fma_row",
     "tile_fma_lanes",
@@ -236,6 +237,36 @@ def tile_store(typingctx, a, off, pstride, tile, P, CB):
             for j in range(cb):
                 ptr = _vec_ptr(builder, data, builder.add(base, ir.Constant(ir.IntType(64), LANES * j)))
                 builder.store(vals[i * cb + j], ptr, align=4)
+        return context.get_dummy_value()
+
+    return types.none(a, off, pstride, tile, P, CB), codegen
+
+
+@intrinsic
+def tile_stream(typingctx, a, off, pstride, tile, P, CB):
+    """:func:`tile_store` with non-temporal stores: the lines go to memory without being read first.
+
+    For outputs larger than the caches, written once: it saves the read of
+    every line before it is overwritten.  Every vector's address must be a
+    multiple of the vector size (``4 * LANES`` bytes), or the store faults.
+    """
+    if _literals(P, CB) is None:
+        return None
+    p, cb = _literals(P, CB)
+    if tile != _tile_type(p, cb):
+        raise TypeError(f"Expected a {p}x{cb} tile. Got {tile} instead.")
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        off = _as_i64(context, builder, sig.args[1], args[1])
+        ps = _as_i64(context, builder, sig.args[2], args[2])
+        vals = _unpack(builder, args[3], p * cb)
+        nontemporal = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
+        for i in range(p):
+            base = builder.add(off, builder.mul(ps, ir.Constant(ir.IntType(64), i)))
+            for j in range(cb):
+                ptr = _vec_ptr(builder, data, builder.add(base, ir.Constant(ir.IntType(64), LANES * j)))
+                builder.store(vals[i * cb + j], ptr, align=4 * LANES).set_metadata("nontemporal", nontemporal)
         return context.get_dummy_value()
 
     return types.none(a, off, pstride, tile, P, CB), codegen
@@ -663,11 +694,14 @@ def depthwise_kernel(P: int, CB: int):
 
     The kernel ``(x, w, b, out, sy, sx, dy, dx, act, alpha, beta)`` reads
     ``x (H, W, CP)`` pre-padded, ``w (KH, KW, CP)``, ``b (CP,)`` and writes
-    ``out (Ho, Wo, CP)``; ``CP`` must be a multiple of ``8 * CB``.
+    ``out (Ho, Wo, CP)``; ``CP`` must be a multiple of ``8 * CB``.  With
+    ``stream`` the whole tiles are stored non-temporally (``out`` must then be
+    aligned to the vector size): the layer is memory-bound, and its output is
+    not read back before it leaves the caches.
     """
 
     @numba.njit(**NUMBA_FLAGS)
-    def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta):
+    def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta, stream=False):
         _, Wi, CP = x.shape
         KH, KW, _ = w.shape
         Ho, Wo, _ = out.shape
@@ -685,7 +719,10 @@ def depthwise_kernel(P: int, CB: int):
                             xo = (xrow + ox * sx + kx * dx) * CP + c0
                             acc = tile_fma_lanes(acc, x, xo, xstep, w, (ky * KW + kx) * CP + c0, P, CB)
                     acc = _activate_tile(acc, act, alpha, beta)
-                    tile_store(out, (oy * Wo + ox) * CP + c0, CP, acc, P, CB)
+                    if stream:
+                        tile_stream(out, (oy * Wo + ox) * CP + c0, CP, acc, P, CB)
+                    else:
+                        tile_store(out, (oy * Wo + ox) * CP + c0, CP, acc, P, CB)
             for ox in range(w_full, Wo):
                 for cb in range(blocks):
                     c0 = cb * LANES * CB
