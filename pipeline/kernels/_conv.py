@@ -765,8 +765,20 @@ def transpose_kernel(P: int, CB: int):
         Ho, Wo, CoutP = out.shape
         blocks = CogP // (LANES * CB)
         ostep = sx * CoutP
+        # the taps that reach an output row / column residue, found once, outside the tile loop
+        kys = np.empty(KH, np.int64)
+        iys = np.empty(KH, np.int64)
+        kxs = np.empty(KW, np.int64)
+        cols = np.empty(KW, np.int64)
         for oy in range(Ho):
             u = uy + oy
+            nky = 0
+            for ky in range(KH):
+                t = u - ky * dy
+                if t % sy == 0 and t >= 0 and t // sy < H:
+                    kys[nky] = ky
+                    iys[nky] = t // sy
+                    nky += 1
             for g in range(G):
                 for cb in range(blocks):
                     co = g * CogP + cb * LANES * CB
@@ -776,30 +788,28 @@ def transpose_kernel(P: int, CB: int):
                             continue
                         n = (Wo - ox0 + sx - 1) // sx
                         v0 = ux + ox0  # its full-output column; pixel m is v0 + m*sx
-                        # pixels m whose every tap j = m + (v0 - kx*dx) // sx lies in [0, Wi)
-                        ma, mb = 0, n
+                        # taps kx reaching this residue: pixel m reads input column m + cols[e]
+                        nkx = 0
                         for kx in range(KW):
                             if (v0 - kx * dx) % sx == 0:
-                                c = (v0 - kx * dx) // sx
-                                ma = max(ma, -c)
-                                mb = min(mb, Wi - c)
+                                kxs[nkx] = kx
+                                cols[nkx] = (v0 - kx * dx) // sx
+                                nkx += 1
+                        # pixels m whose every tap column lies in [0, Wi)
+                        ma, mb = 0, n
+                        for e in range(nkx):
+                            ma = max(ma, -cols[e])
+                            mb = min(mb, Wi - cols[e])
                         ma = min(ma, n)
                         mb = max(mb, ma)
                         n_full = (mb - ma) // P
                         tiles_end = ma + n_full * P
                         for m in range(ma, tiles_end, P):
                             acc = tile_bias(b, co, P, CB)
-                            for ky in range(KH):
-                                t = u - ky * dy
-                                if t % sy != 0 or t < 0 or t // sy >= H:
-                                    continue
-                                iy = t // sy
-                                for kx in range(KW):
-                                    if (v0 - kx * dx) % sx != 0:
-                                        continue
-                                    j = m + (v0 - kx * dx) // sx
-                                    xo = (iy * Wi + j) * Cin + g * Cig
-                                    wo = ((g * KH + ky) * KW + kx) * Cig * CogP + cb * LANES * CB
+                            for a in range(nky):
+                                for e in range(nkx):
+                                    xo = (iys[a] * Wi + m + cols[e]) * Cin + g * Cig
+                                    wo = ((g * KH + kys[a]) * KW + kxs[e]) * Cig * CogP + cb * LANES * CB
                                     for ci in range(Cig):
                                         acc = tile_fma_bcast(acc, x, xo + ci, Cin, w, wo + ci * CogP, P, CB)
                             acc = _activate_tile(acc, act, alpha, beta)
@@ -807,19 +817,13 @@ def transpose_kernel(P: int, CB: int):
                         for q in range(n - n_full * P):
                             m = q if q < ma else tiles_end + q - ma
                             one = tile_bias(b, co, 1, CB)
-                            for ky in range(KH):
-                                t = u - ky * dy
-                                if t % sy != 0 or t < 0 or t // sy >= H:
-                                    continue
-                                iy = t // sy
-                                for kx in range(KW):
-                                    if (v0 - kx * dx) % sx != 0:
-                                        continue
-                                    j = m + (v0 - kx * dx) // sx
+                            for a in range(nky):
+                                for e in range(nkx):
+                                    j = m + cols[e]
                                     if j < 0 or j >= Wi:
                                         continue
-                                    xo = (iy * Wi + j) * Cin + g * Cig
-                                    wo = ((g * KH + ky) * KW + kx) * Cig * CogP + cb * LANES * CB
+                                    xo = (iys[a] * Wi + j) * Cin + g * Cig
+                                    wo = ((g * KH + kys[a]) * KW + kxs[e]) * Cig * CogP + cb * LANES * CB
                                     for ci in range(Cig):
                                         one = tile_fma_bcast(one, x, xo + ci, Cin, w, wo + ci * CogP, 1, CB)
                             one = _activate_tile(one, act, alpha, beta)
