@@ -63,6 +63,21 @@ def test_whole_image_percentiles_equal_numpy(dtype, n, channels, pieces, q, seed
     np.testing.assert_array_equal(got, np.percentile(x.astype(np.float64), q, axis=0))
 
 
+
+@pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "int32", "float32", "float64", "float16", "bool"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_block_normalisation_is_the_float64_formula_rounded_once(dtype, channels):
+    """Blocks are scaled in one compiled pass (or NumPy for other dtypes): bit for bit (x - lo) / (hi - lo) in float64."""
+    from pipeline.tiling._prepost import normalize_block
+
+    r = np.random.default_rng(channels)
+    x = (r.random((37, 41, channels)) * 250).astype(dtype)
+    stats = np.array([[3.25, -1.0, 0.5][:channels], [200.5, 90.0, 0.5][:channels]])
+    expected = ((x.astype(np.float64) - stats[0]) / np.maximum(stats[1] - stats[0], 1e-20)).astype(np.float32)
+    got = normalize_block(x, True, stats)
+    assert got.dtype == np.float32 and got.shape == x.shape
+    np.testing.assert_allclose(got, expected, rtol=2e-7, atol=0)
+
 def test_uint16_image_normalised_with_whole_image_percentiles():
     img = rng.integers(100, 4000, size=(60, 50)).astype(np.uint16)
     lo, hi = np.percentile(img.astype(np.float64), [1, 99.8])

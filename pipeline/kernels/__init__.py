@@ -23,7 +23,13 @@ from ..errors import ChannelError, ShapeError  # noqa: E402
 from ._activations import ACT_CODES, activation_code  # noqa: E402
 from ._conv import L1_WEIGHT_BYTES, LANES, dense_kernel, depthwise_kernel, tile_shape, transpose_kernel  # noqa: E402
 from ._packing import PackedConv, aligned_empty, pack_conv, pack_conv_transpose  # noqa: E402
-from ._pointwise import activation_inplace, affine_channels_inplace, conv1x1_narrow, softmax_channels_inplace  # noqa: E402
+from ._pointwise import (  # noqa: E402
+    activation_inplace,
+    affine_channels_inplace,
+    conv1x1_narrow,
+    shifted_scaled_f32,
+    softmax_channels_inplace,
+)
 from ._pool import avg_pool2d as _avg_pool2d  # noqa: E402
 from ._pool import max_pool2d as _max_pool2d  # noqa: E402
 from ._resize import resize_linear as _resize_linear  # noqa: E402

@@ -9,7 +9,8 @@ import numpy as np
 from ..config import NUMBA_FLAGS
 from ._activations import activate
 
-__all__ = ["activation_inplace", "affine_channels_inplace", "softmax_channels_inplace", "conv1x1_narrow"]
+__all__ = ["activation_inplace", "affine_channels_inplace", "softmax_channels_inplace", "conv1x1_narrow",
+           "shifted_scaled_f32"]
 
 
 @numba.njit(**NUMBA_FLAGS)
@@ -70,3 +71,21 @@ def conv1x1_narrow(x, y0, x0, w, b, out, act, alpha, beta):
                 for ci in range(Cin):
                     acc += px[ci] * wc[ci]
                 o[co] = activate(acc, act, alpha, beta)
+
+
+@numba.njit(**dict(NUMBA_FLAGS, fastmath=False))
+def shifted_scaled_f32(x, lo, scale, out):
+    """x (N, C) of any real dtype: ``out = float32((x - lo[c]) * scale[c])``, computed in float64.
+
+    One pass, no temporaries, and the value NumPy's ``((x - lo) * scale).astype(np.float32)``
+    gives for float64 ``lo`` and ``scale`` (strict IEEE arithmetic, no fast-math).
+    """
+    N, C = x.shape
+    if C == 1:
+        l0, s0 = lo[0], scale[0]
+        for i in range(N):
+            out[i, 0] = np.float32((x[i, 0] - l0) * s0)
+        return
+    for i in range(N):
+        for c in range(C):
+            out[i, c] = np.float32((x[i, c] - lo[c]) * scale[c])
