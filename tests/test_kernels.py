@@ -173,6 +173,15 @@ def test_affine_and_softmax_match_naive():
     close(chw(K.softmax_channels(hwc(x))), naive.softmax(x), tol=1e-6)
 
 
+
+@pytest.mark.parametrize("channels", [1, 2, 7])
+def test_softmax_in_runs_of_pixels_matches_naive(monkeypatch, channels):
+    """Runs of a few pixels, the last one short: every pixel is normalised once, over its own channels."""
+    monkeypatch.setattr(K, "SOFTMAX_PIXELS", 7)
+    x = rng.normal(scale=30, size=(channels, 9, 11)).astype(np.float32)
+    x[:, 0, 0] = 80.0  # equal maxima
+    close(chw(K.softmax_channels(hwc(x)[1:, 2:])), naive.softmax(x[:, 1:, 2:]), tol=1e-6)
+
 def test_packed_weights_are_aligned():
     for W, g in [(rng.normal(size=(32, 32, 3, 3)), 1), (rng.normal(size=(8, 1, 3, 3)), 8)]:
         packed = K.pack_conv_weights(W, g)

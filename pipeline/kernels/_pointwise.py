@@ -1,4 +1,4 @@
-"""Memory-bound per-pixel kernels: activations, per-channel affine, softmax."""
+"""Memory-bound per-pixel kernels: activations, per-channel affine, softmax's steps."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 from ..config import NUMBA_FLAGS
 from ._activations import activate
 
-__all__ = ["activation_inplace", "affine_channels_inplace", "softmax_channels_inplace", "conv1x1_narrow",
+__all__ = ["activation_inplace", "affine_channels_inplace", "subtract_row_max_inplace", "divide_by_row_sum_inplace", "conv1x1_narrow",
            "shifted_scaled_f32"]
 
 
@@ -32,18 +32,25 @@ def affine_channels_inplace(x, scale, shift, act, alpha, beta):
 
 
 @numba.njit(**NUMBA_FLAGS)
-def softmax_channels_inplace(x):
-    """x (N, C) float32: softmax over C for each row, max-subtracted."""
+def subtract_row_max_inplace(x):
+    """x (N, C) float32: every row minus its maximum (softmax's first step)."""
     N, C = x.shape
     for i in range(N):
-        m = -np.inf
-        for c in range(C):
+        m = x[i, 0]
+        for c in range(1, C):
             m = max(m, x[i, c])
+        for c in range(C):
+            x[i, c] -= m
+
+
+@numba.njit(**NUMBA_FLAGS)
+def divide_by_row_sum_inplace(x):
+    """x (N, C) float32: every row times the reciprocal of its float32 sum (softmax's last step)."""
+    N, C = x.shape
+    for i in range(N):
         s = np.float32(0.0)
         for c in range(C):
-            e = np.exp(x[i, c] - m)  # float32 expf: math.exp would round-trip through float64
-            x[i, c] = e
-            s += e
+            s += x[i, c]
         inv = np.float32(1.0) / s
         for c in range(C):
             x[i, c] *= inv
