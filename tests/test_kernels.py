@@ -113,6 +113,15 @@ def test_conv_transpose2d_matches_naive(groups, cin_per_group, cout_per_group, k
     close(chw(ours), ref)
 
 
+
+@pytest.mark.parametrize("cin, cout", [(32, 16), (64, 16), (64, 32), (33, 16)])
+def test_conv_transpose2d_long_tiles_match_naive(cin, cout):
+    """A U-Net's upsampling layers on rows of many whole tiles (constant pixel strides for some)."""
+    x = rng.normal(size=(cin, 3, 40)).astype(np.float32)
+    W = rng.normal(size=(cin, cout, 2, 2)).astype(np.float32)
+    ours = K.conv_transpose2d(hwc(x), K.pack_conv_transpose_weights(W), stride=(2, 2))
+    close(chw(ours), naive.conv_transpose2d(x, W, None, stride=(2, 2)))
+
 @pytest.mark.parametrize("kernel, stride, dilation", [((2, 2), (2, 2), (1, 1)), ((3, 3), (1, 1), (1, 1)),
                                                       ((3, 2), (2, 1), (2, 1)), ((1, 1), (3, 3), (1, 1))])
 @pytest.mark.parametrize("size", [(1, 1), (5, 7), (16, 9)])

@@ -810,8 +810,16 @@ def transpose_kernel(P: int, CB: int):
                                 for e in range(nkx):
                                     xo = (iys[a] * Wi + m + cols[e]) * Cin + g * Cig
                                     wo = ((g * KH + kys[a]) * KW + kxs[e]) * Cig * CogP + cb * LANES * CB
-                                    for ci in range(Cig):
-                                        acc = tile_fma_bcast(acc, x, xo + ci, Cin, w, wo + ci * CogP, P, CB)
+                                    # long tiles: a constant pixel stride, one pointer for every pixel
+                                    if P >= 12 and Cin == 32:
+                                        for ci in range(Cig):
+                                            acc = tile_fma_bcast(acc, x, xo + ci, 32, w, wo + ci * CogP, P, CB)
+                                    elif P >= 12 and Cin == 64:
+                                        for ci in range(Cig):
+                                            acc = tile_fma_bcast(acc, x, xo + ci, 64, w, wo + ci * CogP, P, CB)
+                                    else:
+                                        for ci in range(Cig):
+                                            acc = tile_fma_bcast(acc, x, xo + ci, Cin, w, wo + ci * CogP, P, CB)
                             acc = _activate_tile(acc, act, alpha, beta)
                             tile_store(out, (oy * Wo + ox0 + m * sx) * CoutP + co, ostep, acc, P, CB)
                         for q in range(n - n_full * P):
