@@ -290,6 +290,21 @@ def test_conv_transpose2d_window_matches_naive(groups, cin_per_group, cout_per_g
     close(chw(ours), ref_act(chw(window)))
 
 
+@pytest.mark.parametrize("cout", [5, 16, 32, 48])
+@pytest.mark.parametrize("k, dilation", [((2, 2), (1, 1)), ((3, 2), (2, 1))])
+@pytest.mark.parametrize("origin, out", [((0, 0), (8, 60)), ((1, 3), (7, 51)), ((-3, -5), (12, 70)),
+                                         ((2, 7), (3, 9)), ((5, -1), (6, 1))])
+def test_conv_transpose2d_window_by_column_pairs_matches_naive(cout, k, dilation, origin, out):
+    """2-wide stride-2 upsampling, which takes both columns of an input pixel per tile, at odd, even and
+    outside window origins: columns left out of the pairs are computed one by one."""
+    x = rng.normal(size=(19, 4, 30)).astype(np.float32)
+    W = rng.normal(size=(19, cout, *k)).astype(np.float32)
+    B = rng.normal(size=cout).astype(np.float32)
+    ours = K.conv_transpose2d_window(hwc(x), K.pack_conv_transpose_weights(W), B, origin, out, stride=(2, 2),
+                                     dilation=dilation, activation="Relu")
+    full = hwc(naive.conv_transpose2d(x, W, None, stride=(2, 2), dilation=dilation))
+    close(chw(ours), naive.relu(chw(_zero_window(full, origin, out) + B)))
+
 @pytest.mark.parametrize("kernel, stride, dilation", [((2, 2), (2, 2), (1, 1)), ((3, 3), (1, 1), (1, 1)),
                                                       ((3, 2), (2, 1), (2, 1))])
 @pytest.mark.parametrize("channels", [3, 16, 21])

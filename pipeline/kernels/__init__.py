@@ -21,7 +21,14 @@ import numpy as np  # noqa: E402
 
 from ..errors import ChannelError, ShapeError  # noqa: E402
 from ._activations import ACT_CODES, activation_code  # noqa: E402
-from ._conv import L1_WEIGHT_BYTES, LANES, dense_kernel, depthwise_kernel, tile_shape, transpose_kernel  # noqa: E402
+from ._conv import (  # noqa: E402
+    L1_WEIGHT_BYTES,
+    LANES,
+    dense_kernel,
+    depthwise_kernel,
+    tile_shape,
+    transpose_kernel,
+)
 from ._packing import PackedConv, aligned_empty, pack_conv, pack_conv_transpose  # noqa: E402
 from ._pointwise import (  # noqa: E402
     activation_inplace,
@@ -369,9 +376,15 @@ def conv_transpose2d_window(
     bias = _padded_bias(b, w, width)
     out = (alloc or aligned_empty)((ho, wo, width))
     p, cb = tile_shape(w.weights.shape[-1] // LANES)
+    w2 = b2 = None
+    if w.groups == 1 and w.kernel[1] == 2 and (sx, dx) == (2, 1):
+        # 2-wide, stride-2 upsampling: both columns of an input pixel in one tile where the
+        # kernel can (see transpose_kernel)
+        w2 = np.ascontiguousarray(w.weights[0].transpose(0, 2, 1, 3))
+        b2 = np.concatenate([bias, bias])
     if ho and wo:
         transpose_kernel(p, cb)(x, w.weights, bias, out, sy, sx, dy, dx, activation_code(activation),
-                                np.float32(alpha), np.float32(beta), int(origin[0]), int(origin[1]))
+                                np.float32(alpha), np.float32(beta), int(origin[0]), int(origin[1]), w2, b2)
     return _unpadded(out, w)
 
 

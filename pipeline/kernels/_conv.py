@@ -756,15 +756,75 @@ def transpose_kernel(P: int, CB: int):
     get the bias.  Each output tile gathers its taps in registers (pixels of one
     column residue modulo ``sx`` share their taps) and is stored once, bias and
     activation applied: no zeroing, no read-modify-write, no cropping copy.
+
+    The 2-wide, stride-2 upsampling of a U-Net (``G == 1``, ``CogP == 8 * CB``)
+    can instead take both columns an input pixel reaches in one tile, when
+    ``w2 (KH, Cin, 2, CogP)`` (the weights with ``kx`` next to the output
+    channels) and ``b2`` (the bias twice) are given: each broadcast input feeds
+    twice the FMAs, and the two output pixels are stored side by side.  Every
+    output pixel still sums its one tap's channels in the same order.
     """
+    P2, CB2 = (_PIXELS_FOR_VECTORS[2 * CB], 2 * CB) if 2 * CB in _PIXELS_FOR_VECTORS else (1, 0)
 
     @numba.njit(**NUMBA_FLAGS)
-    def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta, uy, ux):
+    def _transpose_pairs(x, w, b, out, sy, dy, act, alpha, beta, uy, ux, w2, b2):
+        """The 2-wide, stride-2 case: output columns ``2j`` and ``2j + 1`` from input column ``j`` together."""
+        H, Wi, Cin = x.shape
+        _, KH, KW, _, CogP = w.shape
+        Ho, Wo, CoutP = out.shape
+        for oy in range(Ho):
+            u = uy + oy
+            # pairs: input columns j whose two output columns 2j - ux, 2j + 1 - ux both lie in [0, Wo)
+            ja = max(0, (ux + 1) // 2)
+            jb = min(Wi, (ux + Wo) // 2)
+            jb = max(jb, ja)
+            n_full = (jb - ja) // P2
+            tiles_end = ja + n_full * P2
+            for j in range(ja, tiles_end, P2):
+                acc = tile_bias(b2, 0, P2, CB2)
+                for ky in range(KH):
+                    t = u - ky * dy
+                    if t % sy != 0 or t < 0 or t // sy >= H:
+                        continue
+                    xo = ((t // sy) * Wi + j) * Cin
+                    wo = ky * Cin * 2 * CogP
+                    for ci in range(Cin):
+                        acc = tile_fma_bcast(acc, x, xo + ci, Cin, w2, wo + ci * 2 * CogP, P2, CB2)
+                acc = _activate_tile(acc, act, alpha, beta)
+                tile_store(out, (oy * Wo + 2 * j - ux) * CoutP, 2 * CoutP, acc, P2, CB2)
+            # every other column one by one, in the same order: ky, then channel
+            for ox in range(Wo):
+                v = ux + ox
+                j = v // 2
+                if j >= ja and j < tiles_end:
+                    continue
+                kx = v - 2 * j
+                one = tile_bias(b, 0, 1, CB)
+                if j >= 0 and j < Wi:
+                    for ky in range(KH):
+                        t = u - ky * dy
+                        if t % sy != 0 or t < 0 or t // sy >= H:
+                            continue
+                        xo = ((t // sy) * Wi + j) * Cin
+                        wo = ((ky * KW + kx) * Cin) * CogP
+                        for ci in range(Cin):
+                            one = tile_fma_bcast(one, x, xo + ci, Cin, w, wo + ci * CogP, 1, CB)
+                one = _activate_tile(one, act, alpha, beta)
+                tile_store(out, (oy * Wo + ox) * CoutP, CoutP, one, 1, CB)
+            if act == 4 or act == 5:
+                _activate_rows(out, oy, act, alpha, beta)
+
+    @numba.njit(**NUMBA_FLAGS)
+    def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta, uy, ux, w2=None, b2=None):
         H, Wi, Cin = x.shape
         G, KH, KW, Cig, CogP = w.shape
         Ho, Wo, CoutP = out.shape
         blocks = CogP // (LANES * CB)
         ostep = sx * CoutP
+        if w2 is not None and b2 is not None and CB2 > 0 and G == 1 and KW == 2 and sx == 2 and dx == 1 \
+                and CogP == LANES * CB:
+            _transpose_pairs(x, w, b, out, sy, dy, act, alpha, beta, uy, ux, w2, b2)
+            return
         # the taps that reach an output row / column residue, found once, outside the tile loop
         kys = np.empty(KH, np.int64)
         iys = np.empty(KH, np.int64)
