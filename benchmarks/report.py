@@ -126,7 +126,11 @@ def kernels_section(res: dict) -> list[str]:
     size = res["results"][0]["size"]
     isa = {"avx512f": "AVX-512 (16 lanes)", "avx2": "AVX2 (8 lanes)"}.get(res.get("peak_isa") or "", None)
     lanes = res.get("vector_lanes")
+    reuse = ("Every method allocates its output on every call from memory the process keeps (glibc's heap, "
+             "`mallopt`), so none pays the OS to fault in fresh pages, as a pipeline reusing its buffers does "
+             "not. " if res.get("freed_memory_reused") else "")
     lines += ["", f"Feature map {size} x {size}; every method's output is checked against PyTorch before timing. "
+              + reuse
               + (f"Our kernels ran on {lanes}-lane vectors; the FMA peak is a loop of {isa} FMAs run "
                  "beside them. " if isa and lanes else "")
               + "Plot: [`benchmarks/results/kernels.png`](benchmarks/results/kernels.png)."]
