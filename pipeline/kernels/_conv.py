@@ -767,54 +767,6 @@ def transpose_kernel(P: int, CB: int):
     P2, CB2 = (_PIXELS_FOR_VECTORS[2 * CB], 2 * CB) if 2 * CB in _PIXELS_FOR_VECTORS else (1, 0)
 
     @numba.njit(**NUMBA_FLAGS)
-    def _transpose_pairs(x, w, b, out, sy, dy, act, alpha, beta, uy, ux, w2, b2):
-        """The 2-wide, stride-2 case: output columns ``2j`` and ``2j + 1`` from input column ``j`` together."""
-        H, Wi, Cin = x.shape
-        _, KH, KW, _, CogP = w.shape
-        Ho, Wo, CoutP = out.shape
-        for oy in range(Ho):
-            u = uy + oy
-            # pairs: input columns j whose two output columns 2j - ux, 2j + 1 - ux both lie in [0, Wo)
-            ja = max(0, (ux + 1) // 2)
-            jb = min(Wi, (ux + Wo) // 2)
-            jb = max(jb, ja)
-            n_full = (jb - ja) // P2
-            tiles_end = ja + n_full * P2
-            for j in range(ja, tiles_end, P2):
-                acc = tile_bias(b2, 0, P2, CB2)
-                for ky in range(KH):
-                    t = u - ky * dy
-                    if t % sy != 0 or t < 0 or t // sy >= H:
-                        continue
-                    xo = ((t // sy) * Wi + j) * Cin
-                    wo = ky * Cin * 2 * CogP
-                    for ci in range(Cin):
-                        acc = tile_fma_bcast(acc, x, xo + ci, Cin, w2, wo + ci * 2 * CogP, P2, CB2)
-                acc = _activate_tile(acc, act, alpha, beta)
-                tile_store(out, (oy * Wo + 2 * j - ux) * CoutP, 2 * CoutP, acc, P2, CB2)
-            # every other column one by one, in the same order: ky, then channel
-            for ox in range(Wo):
-                v = ux + ox
-                j = v // 2
-                if j >= ja and j < tiles_end:
-                    continue
-                kx = v - 2 * j
-                one = tile_bias(b, 0, 1, CB)
-                if j >= 0 and j < Wi:
-                    for ky in range(KH):
-                        t = u - ky * dy
-                        if t % sy != 0 or t < 0 or t // sy >= H:
-                            continue
-                        xo = ((t // sy) * Wi + j) * Cin
-                        wo = ((ky * KW + kx) * Cin) * CogP
-                        for ci in range(Cin):
-                            one = tile_fma_bcast(one, x, xo + ci, Cin, w, wo + ci * CogP, 1, CB)
-                one = _activate_tile(one, act, alpha, beta)
-                tile_store(out, (oy * Wo + ox) * CoutP, CoutP, one, 1, CB)
-            if act == 4 or act == 5:
-                _activate_rows(out, oy, act, alpha, beta)
-
-    @numba.njit(**NUMBA_FLAGS)
     def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta, uy, ux, w2=None, b2=None):
         H, Wi, Cin = x.shape
         G, KH, KW, Cig, CogP = w.shape
@@ -823,7 +775,49 @@ def transpose_kernel(P: int, CB: int):
         ostep = sx * CoutP
         if w2 is not None and b2 is not None and CB2 > 0 and G == 1 and KW == 2 and sx == 2 and dx == 1 \
                 and CogP == LANES * CB:
-            _transpose_pairs(x, w, b, out, sy, dy, act, alpha, beta, uy, ux, w2, b2)
+            # output columns 2j and 2j + 1 from input column j together (written inline: a jitted
+            # helper made here would enter this kernel's closure and defeat Numba's disk cache)
+            for oy in range(Ho):
+                u = uy + oy
+                # pairs: input columns j whose two output columns 2j - ux, 2j + 1 - ux both lie in [0, Wo)
+                ja = max(0, (ux + 1) // 2)
+                jb = min(Wi, (ux + Wo) // 2)
+                jb = max(jb, ja)
+                n_full = (jb - ja) // P2
+                tiles_end = ja + n_full * P2
+                for j in range(ja, tiles_end, P2):
+                    acc = tile_bias(b2, 0, P2, CB2)
+                    for ky in range(KH):
+                        t = u - ky * dy
+                        if t % sy != 0 or t < 0 or t // sy >= H:
+                            continue
+                        xo = ((t // sy) * Wi + j) * Cin
+                        wo = ky * Cin * 2 * CogP
+                        for ci in range(Cin):
+                            acc = tile_fma_bcast(acc, x, xo + ci, Cin, w2, wo + ci * 2 * CogP, P2, CB2)
+                    acc = _activate_tile(acc, act, alpha, beta)
+                    tile_store(out, (oy * Wo + 2 * j - ux) * CoutP, 2 * CoutP, acc, P2, CB2)
+                # every other column one by one, in the same order: ky, then channel
+                for ox in range(Wo):
+                    v = ux + ox
+                    j = v // 2
+                    if j >= ja and j < tiles_end:
+                        continue
+                    kx = v - 2 * j
+                    one = tile_bias(b, 0, 1, CB)
+                    if j >= 0 and j < Wi:
+                        for ky in range(KH):
+                            t = u - ky * dy
+                            if t % sy != 0 or t < 0 or t // sy >= H:
+                                continue
+                            xo = ((t // sy) * Wi + j) * Cin
+                            wo = ((ky * KW + kx) * Cin) * CogP
+                            for ci in range(Cin):
+                                one = tile_fma_bcast(one, x, xo + ci, Cin, w, wo + ci * CogP, 1, CB)
+                    one = _activate_tile(one, act, alpha, beta)
+                    tile_store(out, (oy * Wo + ox) * CoutP, CoutP, one, 1, CB)
+                if act == 4 or act == 5:
+                    _activate_rows(out, oy, act, alpha, beta)
             return
         # the taps that reach an output row / column residue, found once, outside the tile loop
         kys = np.empty(KH, np.int64)
