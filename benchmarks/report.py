@@ -236,7 +236,8 @@ def coldstart_section(res: dict) -> list[str]:
     lines = ["### Cold start of a worker process", "", f"`{res.get('command') or 'python -m benchmarks.coldstart'}`"
              + (f" on {_machine_line(res)}" if res.get("machine") else "") + ".", "",
              "A fresh interpreter made ready to run the shipped model as a Dask worker is: import `pipeline`, "
-             "unpickle the model the scheduler sends, build the plan, run every kernel once, and import and compile what a block task needs besides the network (Zarr reading, input normalisation).", "",
+             "unpickle the model the scheduler sends, build the plan, run every kernel once, and import and "
+             "compile what a block task needs besides the network (Zarr reading, input normalisation).", "",
              "| Numba cache | import | model | kernels + plan | total |", "|---|---:|---:|---:|---:|"]
     for label, r in (("warm (every start after the first)", w), ("empty (first compile on a fresh clone)", c)):
         lines.append(f"| {label} | {r['import_s']:.2f} s | {r['model_load_s']:.2f} s | "
