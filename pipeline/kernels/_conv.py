@@ -327,7 +327,9 @@ def tile_fma_bcast(typingctx, tile, x, xoff, xstride, w, woff, P, CB):
 
 @intrinsic
 def tile_fma_row(typingctx, tile, x, xoff, xstride, w, woff, wstride, P, CB, KW):
-    """One input channel of one kernel row: ``tile[p, j] += sum_kx x.flat[xoff + (p+kx)*xstride] * w.flat[woff + kx*wstride + 8j : +8]``.
+    """One input channel of one kernel row at stride 1.
+
+    ``tile[p, j] += sum_kx x.flat[xoff + (p+kx)*xstride] * w.flat[woff + kx*wstride + 8j : +8]``.
 
     The stride-1 form of ``KW`` calls of :func:`tile_fma_bcast`: each of the
     ``P + KW - 1`` input pixels is broadcast once and feeds every output pixel
