@@ -218,28 +218,41 @@ def tile_load(typingctx, a, off, pstride, P, CB):
     return tilety(a, off, pstride, P, CB), codegen
 
 
-@intrinsic
-def tile_store(typingctx, a, off, pstride, tile, P, CB):
-    """Store a tile: vector ``(p, j)`` to ``a.flat[off + p * pstride + 8 * j]``."""
-    if _literals(P, CB) is None:
-        return None
-    p, cb = _literals(P, CB)
-    if tile != _tile_type(p, cb):
-        raise TypeError(f"Expected a {p}x{cb} tile. Got {tile} instead.")
+def _store_tile(p: int, cb: int, nontemporal: bool):
+    """Codegen of :func:`tile_store` (``nontemporal``: of :func:`tile_stream`)."""
 
     def codegen(context, builder, sig, args):
         data = _data(context, builder, sig.args[0], args[0])
         off = _as_i64(context, builder, sig.args[1], args[1])
         ps = _as_i64(context, builder, sig.args[2], args[2])
         vals = _unpack(builder, args[3], p * cb)
+        hint = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)]) if nontemporal else None
         for i in range(p):
             base = builder.add(off, builder.mul(ps, ir.Constant(ir.IntType(64), i)))
             for j in range(cb):
                 ptr = _vec_ptr(builder, data, builder.add(base, ir.Constant(ir.IntType(64), LANES * j)))
-                builder.store(vals[i * cb + j], ptr, align=4)
+                if hint is None:
+                    builder.store(vals[i * cb + j], ptr, align=4)
+                else:
+                    builder.store(vals[i * cb + j], ptr, align=4 * LANES).set_metadata("nontemporal", hint)
         return context.get_dummy_value()
 
-    return types.none(a, off, pstride, tile, P, CB), codegen
+    return codegen
+
+
+def _store_signature(a, off, pstride, tile, P, CB, nontemporal: bool):
+    if _literals(P, CB) is None:
+        return None
+    p, cb = _literals(P, CB)
+    if tile != _tile_type(p, cb):
+        raise TypeError(f"Expected a {p}x{cb} tile. Got {tile} instead.")
+    return types.none(a, off, pstride, tile, P, CB), _store_tile(p, cb, nontemporal)
+
+
+@intrinsic
+def tile_store(typingctx, a, off, pstride, tile, P, CB):
+    """Store a tile: vector ``(p, j)`` to ``a.flat[off + p * pstride + 8 * j]``."""
+    return _store_signature(a, off, pstride, tile, P, CB, False)
 
 
 @intrinsic
@@ -250,26 +263,7 @@ def tile_stream(typingctx, a, off, pstride, tile, P, CB):
     every line before it is overwritten.  Every vector's address must be a
     multiple of the vector size (``4 * LANES`` bytes), or the store faults.
     """
-    if _literals(P, CB) is None:
-        return None
-    p, cb = _literals(P, CB)
-    if tile != _tile_type(p, cb):
-        raise TypeError(f"Expected a {p}x{cb} tile. Got {tile} instead.")
-
-    def codegen(context, builder, sig, args):
-        data = _data(context, builder, sig.args[0], args[0])
-        off = _as_i64(context, builder, sig.args[1], args[1])
-        ps = _as_i64(context, builder, sig.args[2], args[2])
-        vals = _unpack(builder, args[3], p * cb)
-        nontemporal = builder.module.add_metadata([ir.Constant(ir.IntType(32), 1)])
-        for i in range(p):
-            base = builder.add(off, builder.mul(ps, ir.Constant(ir.IntType(64), i)))
-            for j in range(cb):
-                ptr = _vec_ptr(builder, data, builder.add(base, ir.Constant(ir.IntType(64), LANES * j)))
-                builder.store(vals[i * cb + j], ptr, align=4 * LANES).set_metadata("nontemporal", nontemporal)
-        return context.get_dummy_value()
-
-    return types.none(a, off, pstride, tile, P, CB), codegen
+    return _store_signature(a, off, pstride, tile, P, CB, True)
 
 
 def _tile_operands(context, builder, sig, args, n):
@@ -366,6 +360,7 @@ def tile_fma_row(typingctx, tile, x, xoff, xstride, w, woff, wstride, P, CB, KW)
         return _pack(context, builder, sig.return_type, acc)
 
     return tile(tile, x, xoff, xstride, w, woff, wstride, P, CB, KW), codegen
+
 
 @intrinsic
 def tile_fma_lanes(typingctx, tile, x, xoff, xstride, w, woff, P, CB):
@@ -775,52 +770,10 @@ def transpose_kernel(P: int, CB: int):
         Ho, Wo, CoutP = out.shape
         blocks = CogP // (LANES * CB)
         ostep = sx * CoutP
-        if w2 is not None and b2 is not None and CB2 > 0 and G == 1 and KW == 2 and sx == 2 and dx == 1 \
-                and CogP == LANES * CB:
-            # output columns 2j and 2j + 1 from input column j together (written inline: a jitted
-            # helper made here would enter this kernel's closure and defeat Numba's disk cache)
-            for oy in range(Ho):
-                u = uy + oy
-                # pairs: input columns j whose two output columns 2j - ux, 2j + 1 - ux both lie in [0, Wo)
-                ja = max(0, (ux + 1) // 2)
-                jb = min(Wi, (ux + Wo) // 2)
-                jb = max(jb, ja)
-                n_full = (jb - ja) // P2
-                tiles_end = ja + n_full * P2
-                for j in range(ja, tiles_end, P2):
-                    acc = tile_bias(b2, 0, P2, CB2)
-                    for ky in range(KH):
-                        t = u - ky * dy
-                        if t % sy != 0 or t < 0 or t // sy >= H:
-                            continue
-                        xo = ((t // sy) * Wi + j) * Cin
-                        wo = ky * Cin * 2 * CogP
-                        for ci in range(Cin):
-                            acc = tile_fma_bcast(acc, x, xo + ci, Cin, w2, wo + ci * 2 * CogP, P2, CB2)
-                    acc = _activate_tile(acc, act, alpha, beta)
-                    tile_store(out, (oy * Wo + 2 * j - ux) * CoutP, 2 * CoutP, acc, P2, CB2)
-                # every other column one by one, in the same order: ky, then channel
-                for ox in range(Wo):
-                    v = ux + ox
-                    j = v // 2
-                    if j >= ja and j < tiles_end:
-                        continue
-                    kx = v - 2 * j
-                    one = tile_bias(b, 0, 1, CB)
-                    if j >= 0 and j < Wi:
-                        for ky in range(KH):
-                            t = u - ky * dy
-                            if t % sy != 0 or t < 0 or t // sy >= H:
-                                continue
-                            xo = ((t // sy) * Wi + j) * Cin
-                            wo = ((ky * KW + kx) * Cin) * CogP
-                            for ci in range(Cin):
-                                one = tile_fma_bcast(one, x, xo + ci, Cin, w, wo + ci * CogP, 1, CB)
-                    one = _activate_tile(one, act, alpha, beta)
-                    tile_store(out, (oy * Wo + ox) * CoutP, CoutP, one, 1, CB)
-                if act == 4 or act == 5:
-                    _activate_rows(out, oy, act, alpha, beta)
-            return
+        # output columns 2j and 2j + 1 from input column j together (written inline: a jitted
+        # helper made in the factory would enter this kernel's closure and defeat Numba's disk cache)
+        pairs = (w2 is not None and b2 is not None and CB2 > 0 and G == 1 and KW == 2 and sx == 2 and dx == 1
+                 and CogP == LANES * CB)
         # the taps that reach an output row / column residue, found once, outside the tile loop
         kys = np.empty(KH, np.int64)
         iys = np.empty(KH, np.int64)
@@ -835,6 +788,39 @@ def transpose_kernel(P: int, CB: int):
                     kys[nky] = ky
                     iys[nky] = t // sy
                     nky += 1
+            if pairs:
+                # pairs: input columns j whose two output columns 2j - ux, 2j + 1 - ux both lie in [0, Wo)
+                ja = max(0, (ux + 1) // 2)
+                jb = max(ja, min(Wi, (ux + Wo) // 2))
+                n_full = (jb - ja) // P2
+                tiles_end = ja + n_full * P2
+                for j in range(ja, tiles_end, P2):
+                    acc = tile_bias(b2, 0, P2, CB2)
+                    for a in range(nky):
+                        xo = (iys[a] * Wi + j) * Cin
+                        wo = kys[a] * Cin * 2 * CogP
+                        for ci in range(Cin):
+                            acc = tile_fma_bcast(acc, x, xo + ci, Cin, w2, wo + ci * 2 * CogP, P2, CB2)
+                    acc = _activate_tile(acc, act, alpha, beta)
+                    tile_store(out, (oy * Wo + 2 * j - ux) * CoutP, 2 * CoutP, acc, P2, CB2)
+                # every other column one by one, in the same order: ky, then channel
+                for ox in range(Wo):
+                    v = ux + ox
+                    j = v // 2
+                    if j >= ja and j < tiles_end:
+                        continue
+                    one = tile_bias(b, 0, 1, CB)
+                    if j >= 0 and j < Wi:
+                        for a in range(nky):
+                            xo = (iys[a] * Wi + j) * Cin
+                            wo = (kys[a] * KW + v - 2 * j) * Cin * CogP
+                            for ci in range(Cin):
+                                one = tile_fma_bcast(one, x, xo + ci, Cin, w, wo + ci * CogP, 1, CB)
+                    one = _activate_tile(one, act, alpha, beta)
+                    tile_store(out, (oy * Wo + ox) * CoutP, CoutP, one, 1, CB)
+                if act == 4 or act == 5:
+                    _activate_rows(out, oy, act, alpha, beta)
+                continue
             for g in range(G):
                 for cb in range(blocks):
                     co = g * CogP + cb * LANES * CB

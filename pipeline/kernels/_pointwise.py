@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-
 import numba
 import numpy as np
 
 from ..config import NUMBA_FLAGS
 from ._activations import activate
 
-__all__ = ["activation_inplace", "affine_channels_inplace", "subtract_row_max_inplace", "divide_by_row_sum_inplace", "conv1x1_narrow",
-           "shifted_scaled_f32"]
+__all__ = [
+    "activation_inplace",
+    "affine_channels_inplace",
+    "subtract_row_max_inplace",
+    "divide_by_row_sum_inplace",
+    "conv1x1_narrow",
+    "shifted_scaled_f32",
+]
 
 
 @numba.njit(**NUMBA_FLAGS)
