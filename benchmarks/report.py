@@ -161,7 +161,7 @@ def e2e_section(res: dict) -> list[str]:
               f"as a share of wall time. For scale, alone in one process: the network on every block serially "
               f"{b['kernel_s']:.1f} s, Zarr read {b['read_s']:.1f} s, normalisation {b['normalise_s']:.1f} s, "
               f"Zarr write {b['write_s']:.1f} s.", "",
-              "| configuration | network on own pixels | halo recompute | window read + normalise "
+              "| configuration | network on own pixels | halo recompute | input read + normalise "
               "| Zarr write, scheduler, transfer, idle | overhead |",
               "|---|---:|---:|---:|---:|---:|"]
     for name, m in res["methods"].items():

@@ -64,6 +64,87 @@ def test_whole_image_percentiles_equal_numpy(dtype, n, channels, pieces, q, seed
 
 
 
+def _random_values(r, dtype, shape):
+    if dtype == "bool":
+        return r.random(shape) > 0.7
+    if dtype == "float32":
+        return r.normal(size=shape).astype(np.float32)
+    info = np.iinfo(dtype)
+    return r.integers(r.integers(info.min, info.max), info.max, size=shape, endpoint=True).astype(dtype)
+
+
+# (store shape, channel axis, store chunks): 2-D, channels first, a leading axis with channels last, split channels
+STORE_LAYOUTS = [((50, 61), None, (16, 13)), ((3, 40, 37), 0, (1, 16, 16)), ((2, 40, 37, 3), 3, (1, 10, 9, 3)),
+                 ((40, 37, 2), 2, (7, 40, 1))]
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(
+    dtype=st.sampled_from(["uint8", "uint16", "int16", "bool", "float32"]),
+    layout=st.sampled_from(STORE_LAYOUTS),
+    region_pixels=st.sampled_from([1, 300, 2**22]),
+    max_samples=st.sampled_from([2**24, 97, 500]),
+    seed=st.integers(0, 2**16),
+)
+def test_store_percentiles_are_numpys_over_the_sampled_pixels(tmp_path_factory, dtype, layout, region_pixels,
+                                                              max_samples, seed):
+    """A store's regions, read and counted in parallel tasks: np.percentile over every step-th row and column."""
+    import pipeline.tiling._prepost as prepost
+
+    shape, ch, chunks = layout
+    x = _random_values(np.random.default_rng(seed), dtype, shape)
+    z = zarr.create_array(LocalStore(tmp_path_factory.mktemp("s") / "x.zarr"), shape=shape, chunks=chunks, dtype=x.dtype)
+    z[...] = x
+    arr = da.from_zarr(z)
+    last = arr[..., None] if ch is None else da.moveaxis(arr, ch, -1)
+    spec = Percentile(1, 99.8, max_samples=max_samples)
+    old = prepost.STATS_REGION_PIXELS
+    prepost.STATS_REGION_PIXELS = region_pixels
+    try:
+        stats = prepost.normalization_stats(last, spec, ch, image=arr)
+    finally:
+        prepost.STATS_REGION_PIXELS = old
+    assert any(k[0].startswith("percentile-regions") for k in stats.dask if isinstance(k, tuple)), "not the store path"
+    got = stats.compute(scheduler="threads")
+    xl = x[..., None] if ch is None else np.moveaxis(x, ch, -1)
+    n = int(np.prod(xl.shape[:-1]))
+    step = max(1, int(np.ceil(np.sqrt(n / max_samples))))
+    sampled = xl[..., ::step, ::step, :].reshape(-1, xl.shape[-1]).astype(np.float64)
+    np.testing.assert_array_equal(got, np.percentile(sampled, [1, 99.8], axis=0))
+
+
+def test_store_percentiles_read_every_chunk_once(tmp_path):
+    """The statistics pass decodes each storage chunk exactly once, in a handful of tasks."""
+    import pipeline.tiling._prepost as prepost
+
+    img = rng.integers(0, 4000, size=(96, 80)).astype(np.uint16)
+    z = zarr.create_array(LocalStore(tmp_path / "img.zarr"), shape=img.shape, chunks=(16, 16), dtype=img.dtype)
+    z[...] = img
+    store = CountingStore(LocalStore(tmp_path / "img.zarr", read_only=True))
+    arr = da.from_zarr(zarr.open_array(store, mode="r"))
+    old = prepost.STATS_REGION_PIXELS
+    prepost.STATS_REGION_PIXELS = 32 * 32  # regions of 2 x 2 chunks
+    try:
+        stats = prepost.normalization_stats(arr[..., None], Percentile(), None, image=arr)
+    finally:
+        prepost.STATS_REGION_PIXELS = old
+    regions = [k for k in stats.dask if isinstance(k, tuple) and k[0].startswith("percentile-regions")]
+    assert len(regions) == 3 * 3
+    got = stats.compute(scheduler="threads")
+    reads = [k for k in store.reads if k.startswith("c/")]
+    assert sorted(reads) == sorted(f"c/{i}/{j}" for i in range(6) for j in range(5))
+    np.testing.assert_array_equal(got, np.percentile(img.astype(np.float64), [1, 99.8])[:, None])
+
+
+def test_zarr_input_normalised_with_whole_image_percentiles(tmp_path):
+    img = rng.integers(100, 4000, size=(60, 50)).astype(np.uint16)
+    z = zarr.create_array(LocalStore(tmp_path / "img.zarr"), shape=img.shape, chunks=(16, 20), dtype=img.dtype)
+    z[...] = img
+    lo, hi = np.percentile(img.astype(np.float64), [1, 99.8])
+    out = pipeline.predict(str(tmp_path / "img.zarr"), MODEL, chunks=24, normalize=True).compute()
+    np.testing.assert_allclose(out, reference((img - lo) / (hi - lo)), rtol=1e-4, atol=1e-4)
+
+
 @pytest.mark.parametrize("dtype", ["uint8", "uint16", "int16", "int32", "float32", "float64", "float16", "bool"])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_block_normalisation_is_the_float64_formula_rounded_once(dtype, channels):

@@ -12,7 +12,8 @@ import time
 __all__ = ["warm_up"]
 
 
-#: Input dtypes whose normalisation kernel is compiled (or loaded) ahead of the first block.
+#: Input dtypes whose normalisation (and, for integers, value-counting) kernels are compiled (or loaded) ahead of
+#: the first block.
 _WARM_DTYPES = ("uint8", "uint16", "float32")
 
 
@@ -22,12 +23,15 @@ def _warm(model) -> float:
     t0 = time.perf_counter()
     # what a block task imports and compiles besides the network: its first block should not pay for it
     from ..model import get_plan
-    from ..tiling._prepost import normalize_block
+    from ..tiling._prepost import _channel_histogram, _histogram_offset, normalize_block
     from ..tiling import _predict, _windows  # noqa: F401
 
     stats = np.array([[0.0], [1.0]])
     for dtype in _WARM_DTYPES:
         normalize_block(np.zeros((1, 1, 1), dtype), True, stats)
+        hist = _histogram_offset(np.dtype(dtype))
+        if hist is not None:
+            _channel_histogram(np.zeros((1, 1, 1), dtype), *hist)
     plan = get_plan(model)
     geo = model.geometry
     unit = max(geo.stride)

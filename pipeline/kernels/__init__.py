@@ -34,6 +34,7 @@ from ._pointwise import (  # noqa: E402
     activation_inplace,
     affine_channels_inplace,
     conv1x1_narrow,
+    count_values,
     divide_by_row_sum_inplace,
     shifted_scaled_f32,
     subtract_row_max_inplace,

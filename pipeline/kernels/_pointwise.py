@@ -15,6 +15,7 @@ __all__ = [
     "divide_by_row_sum_inplace",
     "conv1x1_narrow",
     "shifted_scaled_f32",
+    "count_values",
 ]
 
 
@@ -101,3 +102,20 @@ def shifted_scaled_f32(x, lo, scale, out):
     for i in range(N):
         for c in range(C):
             out[i, c] = np.float32((x[i, c] - lo[c]) * scale[c])
+
+
+@numba.njit(**NUMBA_FLAGS)
+def count_values(x, offset, counts):
+    """x (N, C) of integers (at most 16 bits) or bools: ``counts[x[i, c] + offset, c] += 1``.
+
+    ``counts`` (bins, C) int64 accumulates, so several arrays can be counted
+    into it; every value plus ``offset`` must lie in ``[0, bins)``.
+    """
+    N, C = x.shape
+    if C == 1:
+        for i in range(N):
+            counts[np.int64(x[i, 0]) + offset, 0] += 1
+        return
+    for i in range(N):
+        for c in range(C):
+            counts[np.int64(x[i, c]) + offset, c] += 1

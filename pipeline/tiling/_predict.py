@@ -217,7 +217,7 @@ def predict(
 
     out_c = post_channels(post_, cout)
     out_dtype = post_dtype(post_)
-    stats = normalization_stats(x, norm, reference_channel_axis=ch) if norm is not None else None
+    stats = normalization_stats(x, norm, reference_channel_axis=ch, image=arr) if norm is not None else None
     req = parse_chunks(chunks)
     depth = geo.depth if geo.local else (0, 0)
     if req is None:

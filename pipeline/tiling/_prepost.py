@@ -9,8 +9,10 @@ wanted.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import dask
@@ -18,7 +20,8 @@ import dask.array as da
 import numpy as np
 
 from ..errors import InputError, ShapeError
-from ..kernels import shifted_scaled_f32
+from ..kernels import count_values, shifted_scaled_f32
+from ._metrics import meter
 
 __all__ = ["Percentile", "parse_normalize", "normalization_stats", "normalize_block", "parse_post", "apply_post", "post_channels",
            "post_dtype", "mask_grid"]
@@ -102,11 +105,11 @@ def _histogram_offset(dtype: np.dtype) -> tuple[int, int] | None:
 
 def _channel_histogram(block: np.ndarray, offset: int, bins: int) -> np.ndarray:
     """Counts of every value per channel of a channels-last block: ``(bins, C)`` int64."""
-    flat = block.reshape(-1, block.shape[-1])
-    out = np.empty((bins, flat.shape[1]), np.int64)
-    for c in range(flat.shape[1]):
-        values = flat[:, c].astype(np.int64) + offset if offset else flat[:, c]
-        out[:, c] = np.bincount(values, minlength=bins)
+    flat = np.ascontiguousarray(block).reshape(-1, block.shape[-1])
+    if flat.dtype == np.bool_:
+        flat = flat.view(np.uint8)
+    out = np.zeros((bins, flat.shape[1]), np.int64)
+    count_values(flat, offset, out)
     return out
 
 
@@ -153,29 +156,116 @@ def _delayed_percentiles(sample: da.Array, low: float, high: float):
     return dask.delayed(_percentiles_from_histogram, pure=True)(parts[0], offset, low, high)
 
 
-def normalization_stats(x: da.Array, spec, reference_channel_axis: int | None = None):
+#: Pixels (all channels and leading planes together) each statistics task reads from a store, at least one chunk.
+STATS_REGION_PIXELS = 2**22
+
+
+def _region_grid(extent: int, chunk: int, group: int) -> list[tuple[int, int]]:
+    step = chunk * group
+    return [(a, min(extent, a + step)) for a in range(0, extent, step)]
+
+
+def _store_percentiles(source, shape: tuple[int, ...], dtype, channel_axis: int | None, spec):
+    """Percentiles per channel of a store, its regions read and counted in parallel tasks.
+
+    The pixels are those :func:`_sample` keeps (every ``step``-th row and
+    column of every plane, ``step`` chosen from ``spec.max_samples``), so the
+    result is the one the Dask-chunk path gives, bit for bit.  Regions are
+    whole storage chunks (as many as make about :data:`STATS_REGION_PIXELS`),
+    so no chunk is decoded twice; each task carries the store handle itself,
+    so the scheduler spreads the regions over every worker.
+    """
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    ndim = len(shape)
+    spatial = [a for a in range(ndim) if a != channel_axis][-2:]
+    lead = [a for a in range(ndim) if a != channel_axis and a not in spatial]
+    n = math.prod(shape[a] for a in lead + spatial)
+    step = max(1, int(math.ceil(math.sqrt(n / spec.max_samples))))
+    store_chunks = getattr(source.array, "chunks", None)
+    if not (isinstance(store_chunks, tuple) and len(store_chunks) == ndim
+            and all(isinstance(c, (int, np.integer)) and c > 0 for c in store_chunks)):
+        store_chunks = tuple(1 if a in lead else (shape[a] if a == channel_axis else 1024) for a in range(ndim))
+    cy, cx = (int(store_chunks[a]) for a in spatial)
+    per_chunk = math.prod(int(store_chunks[a]) for a in lead) * cy * cx
+    group = max(1, int(math.isqrt(max(1, STATS_REGION_PIXELS // per_chunk))))
+    hist = _histogram_offset(np.dtype(dtype))
+    name = "percentile-regions-" + dask.base.tokenize(source, shape, str(dtype), channel_axis, spec.low, spec.high, step)
+    dsk: dict = {}
+    keys = []
+    lead_ranges = [_region_grid(shape[a], int(store_chunks[a]), 1) for a in lead]
+    for lead_region in itertools.product(*lead_ranges):
+        for ys in _region_grid(shape[spatial[0]], cy, group):
+            for xs in _region_grid(shape[spatial[1]], cx, group):
+                index = [slice(None)] * ndim
+                for a, r in zip(lead, lead_region):
+                    index[a] = slice(*r)
+                index[spatial[0]], index[spatial[1]] = slice(*ys), slice(*xs)
+                key = (name, len(keys))
+                dsk[key] = (partial(_region_sample, source, tuple(index), channel_axis, (ys[0], xs[0]), step,
+                                    hist),)
+                keys.append(key)
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
+    parts = [Delayed(k, graph, layer=name) for k in keys]
+    if hist is None:
+        return dask.delayed(_percentiles_of_parts, pure=True)(parts, spec.low, spec.high)
+    while len(parts) > 1:
+        parts = [dask.delayed(_sum, pure=True)(*parts[i : i + 8]) for i in range(0, len(parts), 8)]
+    return dask.delayed(_percentiles_from_histogram, pure=True)(parts[0], hist[0], spec.low, spec.high)
+
+
+def _region_sample(source, index: tuple, channel_axis: int | None, origin: tuple[int, int], step: int, hist):
+    """One store region's sampled pixels: their counts ``(bins, C)`` when ``hist`` is ``(offset, bins)``,
+    else the pixels themselves ``(n, C)``."""
+    from ._windows import read_window
+
+    with meter("read"):
+        w = read_window(source, index)
+    w = w[..., None] if channel_axis is None else np.moveaxis(w, channel_axis, -1)
+    if step > 1:
+        # the global sampling grid (every step-th row and column from 0), seen from this region's origin
+        w = w[..., (-origin[0]) % step :: step, (-origin[1]) % step :: step, :]
+    if hist is None:
+        return np.ascontiguousarray(w).reshape(-1, w.shape[-1])
+    return _channel_histogram(w, *hist)
+
+
+def _percentiles_of_parts(parts: list[np.ndarray], low: float, high: float) -> np.ndarray:
+    return _percentiles(np.concatenate(parts, axis=0), low, high)
+
+
+def normalization_stats(x: da.Array, spec, reference_channel_axis: int | None = None, *, image: da.Array | None = None):
     """Statistics of the whole image for ``normalize_block``: a delayed ``(2, C)`` array, or ``None``.
 
     Fixed ranges need none.  Percentiles are computed once, from the
     ``reference`` (a coarse pyramid level) or a regular subsample of the
-    channels-last ``x``, never per block.
+    channels-last ``x``, never per block.  When the array they come from is a
+    plain view of a store (``image``, ``x`` in the store's own axis order, or
+    the reference), a few tasks read regions of whole storage chunks straight
+    from the store and count them; otherwise the Dask chunks are counted.
     """
     if isinstance(spec, tuple):
         return None
+    from ._windows import window_source
+
     if spec.reference is not None:
         from ._predict import as_dask_array
 
-        ref = as_dask_array(spec.reference)
-        ref = ref[..., None] if reference_channel_axis is None else da.moveaxis(ref, reference_channel_axis, -1)
+        base = as_dask_array(spec.reference)
+        ref = base[..., None] if reference_channel_axis is None else da.moveaxis(base, reference_channel_axis, -1)
         if ref.shape[-1] != x.shape[-1]:
             raise ShapeError(
                 f"Expected the normalisation reference to have {x.shape[-1]} channel(s) like the image. "
                 f"Got {ref.shape[-1]} instead."
             )
-        sample = _sample(ref, spec.max_samples)
+        samples = ref
     else:
-        sample = _sample(x, spec.max_samples)
-    return _delayed_percentiles(sample, spec.low, spec.high)
+        base, samples = image, x
+    source = window_source(base) if base is not None else None
+    if source is not None:
+        return _store_percentiles(source, tuple(base.shape), base.dtype, reference_channel_axis, spec)
+    return _delayed_percentiles(_sample(samples, spec.max_samples), spec.low, spec.high)
 
 
 #: Input dtypes :func:`normalize_block` scales in one compiled pass.
