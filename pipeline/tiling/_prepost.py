@@ -165,7 +165,8 @@ def _region_grid(extent: int, chunk: int, group: int) -> list[tuple[int, int]]:
     return [(a, min(extent, a + step)) for a in range(0, extent, step)]
 
 
-def _store_percentiles(source, shape: tuple[int, ...], dtype, channel_axis: int | None, spec):
+def _store_percentiles(source, token: str, shape: tuple[int, ...], dtype, channel_axis: int | None, spec,
+                       lead_chunks: tuple[tuple[int, ...], ...]):
     """Percentiles per channel of a store, its regions read and counted in parallel tasks.
 
     The pixels are those :func:`_sample` keeps (every ``step``-th row and
@@ -173,7 +174,9 @@ def _store_percentiles(source, shape: tuple[int, ...], dtype, channel_axis: int 
     result is the one the Dask-chunk path gives, bit for bit.  Regions are
     whole storage chunks (as many as make about :data:`STATS_REGION_PIXELS`),
     so no chunk is decoded twice; each task carries the store handle itself,
-    so the scheduler spreads the regions over every worker.
+    so the scheduler spreads the regions over every worker.  ``token`` names
+    the store's contents (the name of the Dask array reading it);
+    ``lead_chunks`` splits the leading (non-spatial) axes as that array does.
     """
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
@@ -188,13 +191,13 @@ def _store_percentiles(source, shape: tuple[int, ...], dtype, channel_axis: int 
             and all(isinstance(c, (int, np.integer)) and c > 0 for c in store_chunks)):
         store_chunks = tuple(1 if a in lead else (shape[a] if a == channel_axis else 1024) for a in range(ndim))
     cy, cx = (int(store_chunks[a]) for a in spatial)
-    per_chunk = math.prod(int(store_chunks[a]) for a in lead) * cy * cx
+    per_chunk = math.prod(max(c) for c in lead_chunks) * cy * cx
     group = max(1, int(math.isqrt(max(1, STATS_REGION_PIXELS // per_chunk))))
     hist = _histogram_offset(np.dtype(dtype))
-    name = "percentile-regions-" + dask.base.tokenize(source, shape, str(dtype), channel_axis, spec.low, spec.high, step)
+    name = "percentile-regions-" + dask.base.tokenize(token, shape, str(dtype), channel_axis, spec.low, spec.high, step)
     dsk: dict = {}
     keys = []
-    lead_ranges = [_region_grid(shape[a], int(store_chunks[a]), 1) for a in lead]
+    lead_ranges = [[(int(a), int(b)) for a, b in zip(np.cumsum((0,) + c[:-1]), np.cumsum(c))] for c in lead_chunks]
     for lead_region in itertools.product(*lead_ranges):
         for ys in _region_grid(shape[spatial[0]], cy, group):
             for xs in _region_grid(shape[spatial[1]], cx, group):
@@ -231,6 +234,12 @@ def _region_sample(source, index: tuple, channel_axis: int | None, origin: tuple
     return _channel_histogram(w, *hist)
 
 
+def _lead_chunks(arr: da.Array, channel_axis: int | None) -> tuple[tuple[int, ...], ...]:
+    """``arr``'s chunks along its leading axes (neither channels nor the last two others)."""
+    others = [a for a in range(arr.ndim) if a != channel_axis]
+    return tuple(arr.chunks[a] for a in others[:-2])
+
+
 def _percentiles_of_parts(parts: list[np.ndarray], low: float, high: float) -> np.ndarray:
     return _percentiles(np.concatenate(parts, axis=0), low, high)
 
@@ -264,7 +273,8 @@ def normalization_stats(x: da.Array, spec, reference_channel_axis: int | None = 
         base, samples = image, x
     source = window_source(base) if base is not None else None
     if source is not None:
-        return _store_percentiles(source, tuple(base.shape), base.dtype, reference_channel_axis, spec)
+        return _store_percentiles(source, base.name, tuple(base.shape), base.dtype, reference_channel_axis, spec,
+                                  _lead_chunks(base, reference_channel_axis))
     return _delayed_percentiles(_sample(samples, spec.max_samples), spec.low, spec.high)
 
 
