@@ -322,6 +322,8 @@ def _predict_block(block, model, stats=None, *, by, bx, oby, obx, depth, image_s
         if post is not None:
             with meter("post-process"):
                 y = apply_post(y, post)
+        if not lead_shape:
+            return y  # one plane: the network's own output array, not a copy of it
         if out is None:
             out = np.empty(lead_shape + y.shape, y.dtype)
         out[idx] = y
