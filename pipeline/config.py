@@ -15,6 +15,7 @@ __all__ = [
     "block_memory_budget",
     "max_halo_overhead",
     "default_block_size",
+    "read_once_bytes",
     "keep_block_buffers",
     "apply_numba_flags",
     "worker_thread_env",
@@ -79,6 +80,20 @@ def keep_block_buffers() -> bool:
 def default_block_size() -> int:
     """Largest edge of an automatically chosen compute block, in input pixels."""
     return _env_int("MAX_BLOCK_SIZE", 2048)
+
+
+def read_once_bytes() -> int:
+    """Largest stored image (bytes, in its own dtype) whose blocks' windows are read once for percentiles.
+
+    Percentile normalisation needs every pixel counted before any block can
+    run.  Up to this size each block's haloed window is read by a task that
+    also counts the block's pixels, and the network then runs on that window:
+    every window is read once, and all of them sit in worker memory until the
+    statistics are known.  Larger images are counted in a pass of their own
+    and each window is read again by its block, with memory bounded by the
+    blocks in flight.  ``PIPELINE_READ_ONCE_BYTES``, default 512 MiB; 0 turns it off.
+    """
+    return _env_int("READ_ONCE_BYTES", 512 * 2**20)
 
 
 def worker_thread_env(threads: int = 1) -> dict[str, str]:

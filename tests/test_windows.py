@@ -125,10 +125,31 @@ def test_from_array_lock_is_held_while_reading():
     assert len(store.reads) == 4
 
 
+@pytest.mark.parametrize("read_once", [True, False])
+def test_percentile_windows_are_read_once_when_the_image_fits(monkeypatch, read_once):
+    """Percentiles from the windows' own pixels, each window read once; else a counting pass reads it all first."""
+    monkeypatch.setenv("PIPELINE_READ_ONCE_BYTES", str(2**20 if read_once else 0))
+    image = np.random.default_rng(5).integers(0, 3000, size=(70, 50)).astype(np.uint16)
+    store = CountingStore(image)
+    out = pipeline.predict(da.from_array(store, chunks=(25, 20)), _two_convs(), chunks=(32, 24), normalize=True)
+    got = out.compute(scheduler="threads")
+    lo, hi = np.percentile(image.astype(np.float64), [1, 99.8])
+    np.testing.assert_allclose(got[0], _scipy_reference((image - lo) / (hi - lo)), rtol=1e-5, atol=1e-5)
+    windows = [(ys, xs) for ys in [(0, 34), (30, 66), (62, 70)] for xs in [(0, 26), (22, 50), (46, 50)]]
+    if read_once:
+        assert sorted(store.reads) == sorted(windows)
+    else:  # the counting pass reads the whole image (in regions of storage chunks), then every block its window
+        counted = [r for r in store.reads if r not in windows]
+        assert sum((b - a) * (d - c) for (a, b), (c, d) in counted) == image.size
+        assert sorted(r for r in store.reads if r in windows) == sorted(windows)
+
+
+@pytest.mark.parametrize("read_once", [True, False])
 @pytest.mark.parametrize("normalize", [("range", -2.0, 3.0), "percentile:2:98"])
 @pytest.mark.parametrize("post", [None, "argmax"])
-def test_store_and_computed_inputs_give_identical_results(tmp_path, normalize, post):
+def test_store_and_computed_inputs_give_identical_results(tmp_path, monkeypatch, normalize, post, read_once):
     """Leading axis, channels first, normalisation and a channel step: private windows == shared halos."""
+    monkeypatch.setenv("PIPELINE_READ_ONCE_BYTES", str(2**20 if read_once else 0))
     rng = np.random.default_rng(3)
     image = (rng.standard_normal((3, 2, 60, 44)) * 50 + 1000).astype(np.uint16)
     z = _zarr(tmp_path, image, (1, 2, 16, 16))

@@ -13,12 +13,13 @@ import numpy as np
 import zarr
 from dask.base import tokenize
 
+from ..config import read_once_bytes
 from ..errors import ChannelError, DTypeError, ExecutionError, ShapeError, StorageError
 from ..model import Model, get_plan, load_model, tensor_scales
 from ._blocks import auto_block_edge, block_bounds, parse_chunks
 from ._metrics import meter
-from ._prepost import (apply_post, mask_grid, normalization_stats, normalize_block, parse_normalize, parse_post,
-                       post_channels, post_dtype)
+from ._prepost import (Percentile, apply_post, mask_grid, normalization_stats, normalize_block, parse_normalize,
+                       parse_post, post_channels, post_dtype)
 from ._windows import window_source, windowed_blocks
 
 __all__ = ["predict", "as_dask_array", "normalize_channel_axis"]
@@ -166,7 +167,12 @@ def predict(
     of :func:`pipeline.io.open_image`, or ``dask.array.from_array`` over any
     sliceable array other than NumPy), each block's task reads its own haloed
     window from the store, so no block waits on another and a worker holds
-    only the blocks in flight, whatever the image size.  Other Dask arrays
+    only the blocks in flight, whatever the image size.  The exception is
+    percentile normalisation of an image of at most
+    ``PIPELINE_READ_ONCE_BYTES`` (512 MiB): every block needs statistics of
+    every pixel, so the windows are read (and counted) first and held until
+    the statistics are known, instead of a separate counting pass reading the
+    image twice.  Other Dask arrays
     (computed ones) hand halos between neighbouring blocks with Dask's
     overlap, which keeps about a row of blocks alive; write such an input to
     Zarr first when it is wider than a few dozen blocks.
@@ -220,7 +226,13 @@ def predict(
 
     out_c = post_channels(post_, cout)
     out_dtype = post_dtype(post_)
-    stats = normalization_stats(x, norm, reference_channel_axis=ch, image=arr) if norm is not None else None
+    source = window_source(arr)
+    # percentiles of a stored image that fits: its windows are read once, for the statistics and the network
+    read_once = (source is not None and isinstance(norm, Percentile) and norm.reference is None
+                 and arr.nbytes <= read_once_bytes())
+    stats = None
+    if norm is not None and not read_once:
+        stats = normalization_stats(x, norm, reference_channel_axis=ch, image=arr)
     req = parse_chunks(chunks)
     depth = geo.depth if geo.local else (0, 0)
     if req is None:
@@ -254,11 +266,11 @@ def predict(
                   image_size=(H, W), local=geo.local, post=post_, norm=norm)
     meta = np.empty((0,) * x.ndim, out_dtype)
     name = f"{_task_name(model)}-{tokenize(arr.name, ch, model.fingerprint, by, bx, post_, norm, [d.key for d in deps])}"
-    source = window_source(arr)
     if source is not None:
         # each block reads its own haloed window from the store: no task depends on a neighbour
         out = windowed_blocks(source, shape=arr.shape, channel_axis=ch, lead_chunks=x.chunks[:lead], by=by, bx=bx,
-                              depth=(dy, dx), run=run, deps=deps, name=name, out_chunks=out_chunks, meta=meta)
+                              depth=(dy, dx), run=run, deps=deps, name=name, out_chunks=out_chunks, meta=meta,
+                              percentiles=norm if read_once else None, dtype=arr.dtype)
     else:
         x = x.rechunk(x.chunks[:lead] + (_bounds_to_chunks(by), _bounds_to_chunks(bx), (x.shape[-1],)))
         if dy or dx:

@@ -83,8 +83,7 @@ def parse_normalize(normalize: Any) -> Percentile | tuple[float, float] | None:
 
 def _sample(x: da.Array, max_samples: int) -> da.Array:
     """A regular subsample of the (..., Y, X, C) array with at most ``max_samples`` pixels per channel."""
-    n = math.prod(x.shape[:-1])
-    step = max(1, int(math.ceil(math.sqrt(n / max_samples))))
+    step = sampling_step(math.prod(x.shape[:-1]), max_samples)
     return x[..., ::step, ::step, :]
 
 
@@ -184,8 +183,7 @@ def _store_percentiles(source, token: str, shape: tuple[int, ...], dtype, channe
     ndim = len(shape)
     spatial = [a for a in range(ndim) if a != channel_axis][-2:]
     lead = [a for a in range(ndim) if a != channel_axis and a not in spatial]
-    n = math.prod(shape[a] for a in lead + spatial)
-    step = max(1, int(math.ceil(math.sqrt(n / spec.max_samples))))
+    step = sampling_step(math.prod(shape[a] for a in lead + spatial), spec.max_samples)
     store_chunks = getattr(source.array, "chunks", None)
     if not (isinstance(store_chunks, tuple) and len(store_chunks) == ndim
             and all(isinstance(c, (int, np.integer)) and c > 0 for c in store_chunks)):
@@ -210,7 +208,27 @@ def _store_percentiles(source, token: str, shape: tuple[int, ...], dtype, channe
                                     hist),)
                 keys.append(key)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
-    parts = [Delayed(k, graph, layer=name) for k in keys]
+    return reduce_counts([Delayed(k, graph, layer=name) for k in keys], hist, spec)
+
+
+def sampling_step(n: int, max_samples: int) -> int:
+    """Every ``step``-th row and column is counted, so that at most ``max_samples`` of ``n`` pixels are."""
+    return max(1, int(math.ceil(math.sqrt(n / max_samples))))
+
+
+def count_pixels(w: np.ndarray, origin: tuple[int, int], step: int, hist):
+    """The pixels of the channels-last ``w`` (``w[..., 0, 0, :]`` at image position ``origin``) on the global
+    sampling grid: their counts ``(bins, C)`` when ``hist`` is ``(offset, bins)``, else the pixels ``(n, C)``."""
+    if step > 1:
+        # the global sampling grid (every step-th row and column from 0), seen from this region's origin
+        w = w[..., (-origin[0]) % step :: step, (-origin[1]) % step :: step, :]
+    if hist is None:
+        return np.ascontiguousarray(w).reshape(-1, w.shape[-1])
+    return _channel_histogram(w, *hist)
+
+
+def reduce_counts(parts: list, hist, spec):
+    """Delayed ``(2, C)`` percentiles from the delayed :func:`count_pixels` results of every region."""
     if hist is None:
         return dask.delayed(_percentiles_of_parts, pure=True)(parts, spec.low, spec.high)
     while len(parts) > 1:
@@ -219,19 +237,13 @@ def _store_percentiles(source, token: str, shape: tuple[int, ...], dtype, channe
 
 
 def _region_sample(source, index: tuple, channel_axis: int | None, origin: tuple[int, int], step: int, hist):
-    """One store region's sampled pixels: their counts ``(bins, C)`` when ``hist`` is ``(offset, bins)``,
-    else the pixels themselves ``(n, C)``."""
+    """:func:`count_pixels` of one store region."""
     from ._windows import read_window
 
     with meter("read"):
         w = read_window(source, index)
     w = w[..., None] if channel_axis is None else np.moveaxis(w, channel_axis, -1)
-    if step > 1:
-        # the global sampling grid (every step-th row and column from 0), seen from this region's origin
-        w = w[..., (-origin[0]) % step :: step, (-origin[1]) % step :: step, :]
-    if hist is None:
-        return np.ascontiguousarray(w).reshape(-1, w.shape[-1])
-    return _channel_histogram(w, *hist)
+    return count_pixels(w, origin, step, hist)
 
 
 def _lead_chunks(arr: da.Array, channel_axis: int | None) -> tuple[tuple[int, ...], ...]:

@@ -11,19 +11,30 @@ from the store itself.  No task then depends on another block, and memory is
 bounded by the blocks in flight, whatever the image size.  The price is that
 halo pixels are read (and their storage chunks decoded) by each block that
 needs them, which is small next to running the network on them.
+
+Percentile normalisation needs every pixel counted before any block runs.
+For an image that fits in memory, each window is then read by a task that
+also counts its block's own pixels, and the block's network runs on that
+window once the counts are summed: one read per window instead of a
+counting pass plus one.
 """
 
 from __future__ import annotations
 
-from functools import partial
+import math
+import operator
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
+import dask
 import dask.array as da
 import numpy as np
+from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from ._metrics import meter
+from ._prepost import _histogram_offset, count_pixels, reduce_counts, sampling_step
 
 __all__ = ["WindowSource", "window_source", "windowed_blocks"]
 
@@ -89,13 +100,27 @@ def read_window(source: WindowSource, index: tuple) -> np.ndarray:
         return np.asarray(source.array[index])
 
 
+def _read_channels_last(source: WindowSource, index: tuple, channel_axis: int | None) -> np.ndarray:
+    with meter("read"):
+        window = read_window(source, index)
+    return window[..., None] if channel_axis is None else np.moveaxis(window, channel_axis, -1)
+
+
 def _block_task(source: WindowSource, *deps, run: Callable, index: tuple, channel_axis: int | None,
                 block_id: tuple):
     """Read one haloed window, put channels last and hand it to ``run``."""
-    with meter("read"):
-        window = read_window(source, index)
-    window = window[..., None] if channel_axis is None else np.moveaxis(window, channel_axis, -1)
-    return run(window, *deps, block_id=block_id)
+    return run(_read_channels_last(source, index, channel_axis), *deps, block_id=block_id)
+
+
+def _counted_window(source: WindowSource, index: tuple, channel_axis: int | None, core: tuple[slice, slice],
+                    origin: tuple[int, int], step: int, hist) -> tuple[np.ndarray, Any]:
+    """Read one haloed window; it and the counts of its block's own pixels (``core`` of the window)."""
+    window = _read_channels_last(source, index, channel_axis)
+    return window, count_pixels(window[..., core[0], core[1], :], origin, step, hist)
+
+
+def _counted_block_task(counted: tuple, *deps, run: Callable, block_id: tuple):
+    return run(counted[0], *deps, block_id=block_id)
 
 
 def windowed_blocks(
@@ -112,6 +137,8 @@ def windowed_blocks(
     name: str,
     out_chunks: tuple[tuple[int, ...], ...],
     meta: np.ndarray,
+    percentiles: Any = None,
+    dtype: Any = None,
 ) -> da.Array:
     """A channels-last Dask array of ``run(window, *deps, block_id=...)`` per block.
 
@@ -138,11 +165,21 @@ def windowed_blocks(
         Chunks of the output, leading axes + ``(Y', X', C')``.
     meta : numpy.ndarray
         Empty array of the output's dtype and dimension.
+    percentiles : Percentile, optional
+        Read every window once for percentile statistics and the network
+        alike: a task per block reads its window and counts the block's own
+        pixels, the counts make the statistics, and ``run`` receives them
+        after ``deps``.  All windows are then held in memory until the last
+        is counted, so this is for images that fit (see
+        :func:`pipeline.config.read_once_bytes`).
+    dtype : numpy dtype
+        The store's dtype (with ``percentiles``).
 
     Returns
     -------
     dask.array.Array
-        One task per block; tasks share only the store handle and ``deps``.
+        One task per block (two with ``percentiles``); tasks share only the
+        store handle and ``deps``.
     """
     ndim = len(shape)
     spatial = [a for a in range(ndim) if a != channel_axis][-2:]
@@ -152,6 +189,11 @@ def windowed_blocks(
     dep_keys = [d.key for d in deps]
     lead_bounds = [np.concatenate([[0], np.cumsum(c)]).astype(int) for c in lead_chunks]
     H, W = shape[spatial[0]], shape[spatial[1]]
+    if percentiles is not None:
+        n = math.prod(shape[a] for a in lead_axes + spatial)
+        step, hist = sampling_step(n, percentiles.max_samples), _histogram_offset(np.dtype(dtype))
+        read_name = "counted-window-" + name
+        read_dsk: dict = {}
     for lead_idx in np.ndindex(*[len(c) for c in lead_chunks]):
         for i in range(len(by) - 1):
             ys = slice(max(0, by[i] - depth[0]), min(H, by[i + 1] + depth[0]))
@@ -162,8 +204,24 @@ def windowed_blocks(
                     index[axis] = slice(int(bounds[k]), int(bounds[k + 1]))
                 index[spatial[0]], index[spatial[1]] = ys, xs
                 block_id = tuple(int(k) for k in lead_idx) + (i, j, 0)
-                func = partial(_block_task, run=run, index=tuple(index), channel_axis=channel_axis,
-                               block_id=block_id)
-                dsk[(name,) + block_id] = (func, source_key, *dep_keys)
-    graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
+                if percentiles is None:
+                    func = partial(_block_task, run=run, index=tuple(index), channel_axis=channel_axis,
+                                   block_id=block_id)
+                    dsk[(name,) + block_id] = (func, source_key, *dep_keys)
+                    continue
+                core = (slice(by[i] - ys.start, by[i + 1] - ys.start), slice(bx[j] - xs.start, bx[j + 1] - xs.start))
+                # the store handle rides in each reading task: they are spread over the workers like
+                # root tasks, and each block's network then runs where its window is
+                read_dsk[(read_name,) + block_id] = (partial(_counted_window, source, tuple(index), channel_axis,
+                                                             core, (by[i], bx[j]), step, hist),)
+    if percentiles is None:
+        graph = HighLevelGraph.from_collections(name, dsk, dependencies=deps)
+        return da.Array(graph, name, out_chunks, meta=meta)
+    reads = HighLevelGraph.from_collections(read_name, read_dsk, dependencies=[])
+    counts = [dask.delayed(operator.getitem, pure=True)(Delayed(k, reads, layer=read_name), 1) for k in read_dsk]
+    stats = reduce_counts(counts, hist, percentiles)
+    deps = list(deps) + [stats]
+    dep_keys = [d.key for d in deps]
+    dsk = {(name,) + k[1:]: (partial(_counted_block_task, run=run, block_id=k[1:]), k, *dep_keys) for k in read_dsk}
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=[*deps, Delayed(read_name, reads)])
     return da.Array(graph, name, out_chunks, meta=meta)
