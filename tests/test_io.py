@@ -121,6 +121,21 @@ def test_auto_compression_resumes_an_output_started_with_zstd(tmp_path):
         io.write_image(img, tmp_path / "o.zarr", axes=("c", "y", "x"), ome=False, compression="blosc", resume=True)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "uint8"])
+def test_all_zero_blocks_leave_no_chunks_and_others_are_written(tmp_path, dtype):
+    """Blocks all of the fill value (0) store no chunk; every other block stores its chunk, zeros and all."""
+    data = np.zeros((2, 40, 60), dtype)
+    data[:, 20:, :20] = 1  # block (1, 0): all ones
+    data[0, 0, 59] = 3  # block (0, 2): one non-zero value
+    out = tmp_path / "z.zarr"
+    io.write_image(da.from_array(data, chunks=(2, 20, 20)), out, axes=("c", "y", "x"), ome=False)
+    z = zarr.open_array(str(out), mode="r")
+    assert z.chunks == (2, 20, 20)
+    np.testing.assert_array_equal(z[:], data)
+    files = sorted(p.relative_to(out / "c").as_posix() for p in (out / "c").rglob("*") if p.is_file())
+    assert files == ["0/0/2", "0/1/0"]
+
+
 @given(st.lists(st.integers(1, 9), min_size=1, max_size=6), st.integers(1, 9))
 def test_aligned_chunks_tile_blocks(sizes, last):
     blocks = tuple(sizes) + (last,)
