@@ -99,9 +99,10 @@ def write_output(url: str, probs: np.ndarray, chunks: int) -> None:
     """``(C, Y, X)`` float32 to a plain Zarr v3 array laid out and compressed like ``write_image(ome=False)``."""
     import zarr
 
+    # written like write_image writes non-empty blocks: every chunk stored, none compared with the fill value first
     z = zarr.create_array(store=url, shape=probs.shape, chunks=(probs.shape[0], chunks, chunks), dtype=np.float32,
                           compressors=zarr.codecs.BloscCodec(cname="lz4", clevel=5, shuffle="shuffle"),
-                          fill_value=0)
+                          fill_value=0, config={"write_empty_chunks": True})
     z[...] = probs
 
 
