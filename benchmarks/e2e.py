@@ -32,8 +32,10 @@ difference < 1e-3, exit code 1 before anything is reported otherwise).  The
 median over rounds is reported, with every
 method's time as a ratio to ONNX Runtime's in the same round.  Our time is
 broken down from inside each configuration's own runs: the tasks meter their
-network, input-read (statistics regions and haloed windows) and normalisation
-seconds (Dask fine performance metrics, read from the workers), the halo's share of the network time is
+network, input-read (each block's haloed window, which also gives the
+percentile counts; a separate counting pass for images over
+``PIPELINE_READ_ONCE_BYTES``) and normalisation seconds (Dask fine
+performance metrics, read from the workers), the halo's share of the network time is
 charged as recompute, and the rest of the wall time is Zarr writing,
 scheduling, transfer and idle cores.  The serial network time, Zarr read and
 write, each alone in this process, are reported for scale.
@@ -432,7 +434,7 @@ def summarise(times, errors, breakdown, *, size, chunks, rounds, gen_s) -> dict:
             halo = breakdown["halo_extra_fraction"]
             parts = {"network on the image's own pixels / parallelism": [],
                      "halo recompute / parallelism": [],
-                     "input read (statistics regions, windows) + normalise / parallelism": [],
+                     "input read + normalise / parallelism": [],
                      "Zarr write, scheduler, transfer, idle (rest)": []}
             fractions = []
             for r in times[name]:
