@@ -154,8 +154,9 @@ def e2e_section(res: dict) -> list[str]:
         lines.append(f"| {label} | {m['mpix_per_s_median']:.2f} | {m['mpix_per_s_min']:.2f}-{m['mpix_per_s_max']:.2f} "
                      f"| {m['speed_vs_onnxruntime_median']:.2f} | {m['median_s']:.1f} |")
     b = res["breakdown"]
-    lines += ["", f"Where our time goes, measured inside each configuration's own runs (the block tasks' fine "
-              f"performance metrics, summed over workers and divided by the cores in use): {b['blocks']} blocks "
+    lines += ["", f"Where our time goes, measured inside each configuration's own runs (the tasks' fine "
+              f"performance metrics, summed over workers and divided by the cores in use; each block's window "
+              f"is read once, and its pixels counted there for the percentiles): {b['blocks']} blocks "
               f"with a {b['halo_depth'][0]} px halo compute {100 * b['halo_extra_fraction']:.1f} % extra input pixels, "
               "charged as halo recompute. Overhead is everything but the network's work on the image's own pixels, "
               f"as a share of wall time. For scale, alone in one process: the network on every block serially "
@@ -253,7 +254,7 @@ def section(results: Path = RESULTS) -> str:
              "coldstart": coldstart_section}
     lines = ["Measured on a shared, noisy 2-core machine: absolute times drift with the clock (1.8-3.0 GHz); "
              "ratios measured side by side in one run hold. `make bench-quick` (a few minutes) or `make bench` "
-             "(about half an hour) regenerates the figures and this section "
+             "(15-30 minutes; 13.5 on this machine on 2026-12-01) regenerates the figures and this section "
              "(`python -m benchmarks.report` rewrites it from `benchmarks/results/*.json`).", ""]
     found = False
     for name, fn in parts.items():

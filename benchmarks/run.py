@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     mode = ap.add_mutually_exclusive_group(required=True)
     mode.add_argument("--quick", action="store_true", help="smaller sizes and fewer rounds (a few minutes)")
-    mode.add_argument("--full", action="store_true", help="full sizes (about half an hour)")
+    mode.add_argument("--full", action="store_true", help="full sizes (15-30 minutes)")
     ap.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS), help="run only these benchmarks")
     ap.add_argument("--tmp", default=None, help="directory for temporary Zarr stores (default: the system's)")
     args = ap.parse_args(argv)
