@@ -4,8 +4,9 @@ Inside a task running on a ``distributed`` worker, time spent under
 :func:`meter` is reported by Dask's *fine performance metrics* (dashboard page
 "Fine Performance Metrics"; ``Worker.digests_total`` keys
 ``("execute", span, prefix, label, "seconds")``) instead of being lumped into
-the task's compute time.  Labels used: ``read`` (the haloed window, or a region
-counted for the normalisation statistics, from the store), ``normalise``, ``kernels`` (the network), ``post-process``.
+the task's compute time.  Labels used: ``read`` (the haloed window, or a
+region counted for the normalisation statistics, from the store),
+``normalise``, ``kernels`` (the network), ``post-process``.
 Elsewhere (threaded scheduler, plain calls) it only costs a clock read.
 """
 

@@ -21,7 +21,6 @@ import numpy as np
 
 from ..errors import InputError, ShapeError
 from ..kernels import count_values, shifted_scaled_f32
-from ._metrics import meter
 
 __all__ = ["Percentile", "parse_normalize", "normalization_stats", "normalize_block", "parse_post", "apply_post", "post_channels",
            "post_dtype", "mask_grid"]
@@ -147,12 +146,9 @@ def _delayed_percentiles(sample: da.Array, low: float, high: float):
     hist = _histogram_offset(sample.dtype)
     if hist is None:
         return dask.delayed(_percentiles, pure=True)(sample, low, high)
-    offset, bins = hist
     sample = sample.rechunk({sample.ndim - 1: -1})  # a histogram per chunk holds every channel
-    parts = [dask.delayed(_channel_histogram, pure=True)(b, offset, bins) for b in sample.to_delayed().ravel()]
-    while len(parts) > 1:
-        parts = [dask.delayed(_sum, pure=True)(*parts[i : i + 8]) for i in range(0, len(parts), 8)]
-    return dask.delayed(_percentiles_from_histogram, pure=True)(parts[0], offset, low, high)
+    parts = [dask.delayed(_channel_histogram, pure=True)(b, *hist) for b in sample.to_delayed().ravel()]
+    return reduce_counts(parts, hist, low, high)
 
 
 #: Pixels (all channels and leading planes together) each statistics task reads from a store, at least one chunk.
@@ -187,7 +183,7 @@ def _store_percentiles(source, token: str, shape: tuple[int, ...], dtype, channe
     store_chunks = getattr(source.array, "chunks", None)
     if not (isinstance(store_chunks, tuple) and len(store_chunks) == ndim
             and all(isinstance(c, (int, np.integer)) and c > 0 for c in store_chunks)):
-        store_chunks = tuple(1 if a in lead else (shape[a] if a == channel_axis else 1024) for a in range(ndim))
+        store_chunks = (1024,) * ndim  # a store without a chunk grid: regions of 1024 px squares
     cy, cx = (int(store_chunks[a]) for a in spatial)
     per_chunk = math.prod(max(c) for c in lead_chunks) * cy * cx
     group = max(1, int(math.isqrt(max(1, STATS_REGION_PIXELS // per_chunk))))
@@ -208,7 +204,7 @@ def _store_percentiles(source, token: str, shape: tuple[int, ...], dtype, channe
                                     hist),)
                 keys.append(key)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[])
-    return reduce_counts([Delayed(k, graph, layer=name) for k in keys], hist, spec)
+    return reduce_counts([Delayed(k, graph, layer=name) for k in keys], hist, spec.low, spec.high)
 
 
 def sampling_step(n: int, max_samples: int) -> int:
@@ -227,23 +223,21 @@ def count_pixels(w: np.ndarray, origin: tuple[int, int], step: int, hist):
     return _channel_histogram(w, *hist)
 
 
-def reduce_counts(parts: list, hist, spec):
-    """Delayed ``(2, C)`` percentiles from the delayed :func:`count_pixels` results of every region."""
+def reduce_counts(parts: list, hist, low: float, high: float):
+    """Delayed ``(2, C)`` percentiles from the delayed :func:`count_pixels` results of every region
+    (histograms summed in a tree when ``hist`` is ``(offset, bins)``, else the pixels gathered)."""
     if hist is None:
-        return dask.delayed(_percentiles_of_parts, pure=True)(parts, spec.low, spec.high)
+        return dask.delayed(_percentiles_of_parts, pure=True)(parts, low, high)
     while len(parts) > 1:
         parts = [dask.delayed(_sum, pure=True)(*parts[i : i + 8]) for i in range(0, len(parts), 8)]
-    return dask.delayed(_percentiles_from_histogram, pure=True)(parts[0], hist[0], spec.low, spec.high)
+    return dask.delayed(_percentiles_from_histogram, pure=True)(parts[0], hist[0], low, high)
 
 
 def _region_sample(source, index: tuple, channel_axis: int | None, origin: tuple[int, int], step: int, hist):
     """:func:`count_pixels` of one store region."""
-    from ._windows import read_window
+    from ._windows import read_channels_last
 
-    with meter("read"):
-        w = read_window(source, index)
-    w = w[..., None] if channel_axis is None else np.moveaxis(w, channel_axis, -1)
-    return count_pixels(w, origin, step, hist)
+    return count_pixels(read_channels_last(source, index, channel_axis), origin, step, hist)
 
 
 def _lead_chunks(arr: da.Array, channel_axis: int | None) -> tuple[tuple[int, ...], ...]:

@@ -100,7 +100,8 @@ def read_window(source: WindowSource, index: tuple) -> np.ndarray:
         return np.asarray(source.array[index])
 
 
-def _read_channels_last(source: WindowSource, index: tuple, channel_axis: int | None) -> np.ndarray:
+def read_channels_last(source: WindowSource, index: tuple, channel_axis: int | None) -> np.ndarray:
+    """:func:`read_window` (metered as ``read``) with the channel axis moved last (added when ``None``)."""
     with meter("read"):
         window = read_window(source, index)
     return window[..., None] if channel_axis is None else np.moveaxis(window, channel_axis, -1)
@@ -109,13 +110,13 @@ def _read_channels_last(source: WindowSource, index: tuple, channel_axis: int | 
 def _block_task(source: WindowSource, *deps, run: Callable, index: tuple, channel_axis: int | None,
                 block_id: tuple):
     """Read one haloed window, put channels last and hand it to ``run``."""
-    return run(_read_channels_last(source, index, channel_axis), *deps, block_id=block_id)
+    return run(read_channels_last(source, index, channel_axis), *deps, block_id=block_id)
 
 
 def _counted_window(source: WindowSource, index: tuple, channel_axis: int | None, core: tuple[slice, slice],
                     origin: tuple[int, int], step: int, hist) -> tuple[np.ndarray, Any]:
     """Read one haloed window; it and the counts of its block's own pixels (``core`` of the window)."""
-    window = _read_channels_last(source, index, channel_axis)
+    window = read_channels_last(source, index, channel_axis)
     return window, count_pixels(window[..., core[0], core[1], :], origin, step, hist)
 
 
@@ -219,7 +220,7 @@ def windowed_blocks(
         return da.Array(graph, name, out_chunks, meta=meta)
     reads = HighLevelGraph.from_collections(read_name, read_dsk, dependencies=[])
     counts = [dask.delayed(operator.getitem, pure=True)(Delayed(k, reads, layer=read_name), 1) for k in read_dsk]
-    stats = reduce_counts(counts, hist, percentiles)
+    stats = reduce_counts(counts, hist, percentiles.low, percentiles.high)
     deps = list(deps) + [stats]
     dep_keys = [d.key for d in deps]
     dsk = {(name,) + k[1:]: (partial(_counted_block_task, run=run, block_id=k[1:]), k, *dep_keys) for k in read_dsk}
