@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 import naive
 from pipeline import kernels as K
-from pipeline.errors import ChannelError, ShapeError
+from pipeline.errors import ChannelError, InputError, ShapeError
 
 rng = np.random.default_rng(11)
 
@@ -93,6 +93,26 @@ def test_conv2d_window_of_two_16_channel_sources_matches_naive():
                                                              K.pack_conv_weights(W[:, 16:])], B, (6, 70))
     cat = np.concatenate([x1, x2], axis=2).transpose(2, 0, 1)
     close(chw(ours), naive.conv2d(cat, W, B, pads=(1, 1, 1, 1)))
+
+@pytest.mark.parametrize("cin, cout, k, stride, two", [(64, 64, 3, 1, False), (48, 64, 3, 1, True),
+                                                       (64, 64, 3, 2, False), (64, 32, 5, 1, False)])
+def test_conv2d_window_with_kernel_rows_split_into_channel_runs_matches_naive(cin, cout, k, stride, two):
+    """Layers whose kernel row of weights would crowd L1 (3x3 64->64 on AVX-512) take it in runs of channels."""
+    x1 = rng.normal(size=(5, 61, cin)).astype(np.float32)
+    x2 = rng.normal(size=(5, 61, cin)).astype(np.float32)
+    W = rng.normal(size=(cout, 2 * cin if two else cin, k, k)).astype(np.float32)
+    B = rng.normal(size=cout).astype(np.float32)
+    xs = [x1, x2] if two else [x1]
+    ws = [K.pack_conv_weights(W[:, :cin]), K.pack_conv_weights(W[:, cin:])] if two else [K.pack_conv_weights(W)]
+    p = k // 2
+    out = ((5 + 2 * p - k) // stride + 1, (61 + 2 * p - k) // stride + 1)
+    cat = np.concatenate(xs, axis=2).transpose(2, 0, 1)
+    ref = naive.conv2d(cat, W, B, stride=(stride, stride), pads=(p, p, p, p))
+    for run in (None, 1, 13, cin):
+        ours = K.conv2d_window(xs, [(-p, -p)] * len(xs), ws, B, out, stride=(stride, stride), activation="Relu",
+                               channel_run=run)
+        close(chw(ours), naive.relu(ref))
+
 
 @settings(max_examples=40)
 @given(
@@ -225,9 +245,10 @@ def _zero_window(x_hwc, origin, size, fill=0.0):
     origin=st.tuples(st.integers(-6, 6), st.integers(-6, 6)),
     shift=st.tuples(st.integers(0, 3), st.integers(0, 3)),
     act=st.integers(0, len(ACTS) - 1),
+    channel_run=st.one_of(st.none(), st.integers(1, 7)),
 )
 def test_conv2d_window_matches_naive_on_zero_padded_concat(two, groups, c1, c2, cout, k, stride, dilation, src, out,
-                                                           origin, shift, act):
+                                                           origin, shift, act, channel_run):
     if two:
         groups = 1
     c1, cout = c1 * groups, cout * groups
@@ -251,7 +272,7 @@ def test_conv2d_window_matches_naive_on_zero_padded_concat(two, groups, c1, c2, 
         ws.append(K.pack_conv_weights(W[:, c1:]))
         cat = np.concatenate([x1, x2], axis=2)
     ours = K.conv2d_window(xs, origins, ws, B, out, stride=stride, dilation=dilation, activation=name,
-                           alpha=alpha, beta=beta)
+                           alpha=alpha, beta=beta, channel_run=channel_run)
     assert ours.shape == (*out, cout)
     if out[0] == 0 or out[1] == 0:
         return
@@ -334,6 +355,8 @@ def test_windowed_kernels_reject_bad_input():
         K.conv2d_window([x, x], [(0, 0)] * 2, [grouped, grouped], None, (3, 3))
     with pytest.raises(TypeError, match="depthwise"):
         K.conv2d_window([x], [(0, 0)], [K.pack_conv_weights(np.ones((4, 1, 3, 3)), groups=4)], None, (3, 3))
+    with pytest.raises(InputError, match="channel_run >= 1"):
+        K.conv2d_window([x], [(0, 0)], [packed], None, (3, 3), channel_run=0)
     with pytest.raises(ShapeError, match="non-negative"):
         K.conv_transpose2d_window(x, K.pack_conv_transpose_weights(np.ones((4, 2, 2, 2))), None, (0, 0), (-1, 3))
 

@@ -19,10 +19,11 @@ _config.apply_numba_flags()  # before the first compile
 
 import numpy as np  # noqa: E402
 
-from ..errors import ChannelError, ShapeError  # noqa: E402
+from ..errors import ChannelError, InputError, ShapeError  # noqa: E402
 from ._activations import ACT_CODES, activation_code  # noqa: E402
 from ._conv import (  # noqa: E402
     L1_WEIGHT_BYTES,
+    pass_channels,
     LANES,
     dense_kernel,
     depthwise_kernel,
@@ -218,6 +219,7 @@ def conv2d_window(
     alpha: float = 0.0,
     beta: float = 0.0,
     alloc=None,
+    channel_run: int | None = None,
 ) -> np.ndarray:
     """Convolution of a window that may leave its source(s), zeros outside.
 
@@ -241,6 +243,10 @@ def conv2d_window(
     alloc : callable, optional
         ``alloc(shape)`` returns an uninitialised 32-byte aligned C-contiguous
         float32 array for the kernel's output (default :func:`aligned_empty`).
+    channel_run : int, optional
+        Input channels (per group) the kernel takes in one pass over a row;
+        by default all of them, unless their weights would crowd L1 (see
+        ``pass_channels``).  Any value gives the same convolution.
 
     Returns
     -------
@@ -288,9 +294,15 @@ def conv2d_window(
     else:
         x2, w2, (y2, x2o) = _NO_SOURCE, np.zeros((1,) + w.weights.shape[1:3] + (0, w.weights.shape[4]), np.float32), (0, 0)
     all_rows = all(wi.weights[0].size // wi.weights.shape[-1] * LANES * cb * 4 <= L1_WEIGHT_BYTES for wi in ws)
+    if channel_run is None:
+        row3 = w.kernel[1] == 3 and w.groups == 1 and (sx, dx) == (1, 1)
+        channel_run = 0 if all_rows else max(pass_channels(p, cb, w.kernel[1], wi.weights.shape[3], row3=row3)
+                                             for wi in ws)
+    elif channel_run < 1:
+        raise InputError(f"Expected channel_run >= 1. Got {channel_run} instead.")
     if ho and wo:
         dense_kernel(p, cb)(xs[0], w.weights, bias, out, sy, sx, dy, dx, act, np.float32(alpha), np.float32(beta),
-                            int(y0), int(x0), x2, w2, int(y2), int(x2o), all_rows)
+                            int(y0), int(x0), x2, w2, int(y2), int(x2o), all_rows, int(channel_run))
     return _unpadded(out, w)
 
 
