@@ -491,6 +491,11 @@ def tile_shape(vectors: int, *, taps_per_row: int = 0) -> tuple[int, int]:
 L1_PASS_BYTES = 24 * 1024 if LANES == 16 else None
 
 
+def _row3_fits(P: int, CB: int) -> bool:
+    """Whether a ``P x CB`` tile leaves registers for :func:`tile_fma_row`'s three kernel taps of weights."""
+    return P * CB + 3 * CB + 1 <= REGISTERS
+
+
 def pass_channels(P: int, CB: int, kw: int, cin_per_group: int, *, row3: bool) -> int:
     """Input channels per pass of :func:`dense_kernel` (its ``ic_chunk``; 0: all in one pass).
 
@@ -498,7 +503,7 @@ def pass_channels(P: int, CB: int, kw: int, cin_per_group: int, *, row3: bool) -
     the layer takes the three-tap row path instead (3 wide, stride 1, no
     groups), whose passes are kept whole.
     """
-    if L1_PASS_BYTES is None or (row3 and P * CB + 3 * CB + 1 <= REGISTERS):
+    if L1_PASS_BYTES is None or (row3 and _row3_fits(P, CB)):
         return 0
     per_channel = kw * LANES * CB * 4
     if cin_per_group * per_channel <= L1_PASS_BYTES:
@@ -566,7 +571,7 @@ def dense_kernel(P: int, CB: int):
     channel, then column in the row path; kernel row, column, channel in the
     other), so results do not depend on where a block's tiles fall.
     """
-    row3_fits = P * CB + 3 * CB + 1 <= REGISTERS
+    row3_fits = _row3_fits(P, CB)
 
     @numba.njit(**NUMBA_FLAGS)
     def kernel(x, w, b, out, sy, sx, dy, dx, act, alpha, beta, y0=0, x0=0, x2=None, w2=None, y2=0, x2o=0,
@@ -615,7 +620,7 @@ def dense_kernel(P: int, CB: int):
                         Hi, Wi, Cin = xs.shape
                         Cig = ws.shape[3]
                         # this pass's input channels (of each group): [c0, c1)
-                        c0 = (piece % chunks_max) * ic_chunk if ic_chunk > 0 else 0
+                        c0 = (piece % chunks_max) * ic_chunk  # chunks_max is 1 without runs
                         c1 = min(Cig, c0 + ic_chunk) if ic_chunk > 0 else Cig
                         if c0 >= Cig:
                             continue
