@@ -4,13 +4,16 @@ import os
 import signal
 import threading
 
+import dask
 import numpy as np
+import pytest
 import requests
 import scipy.ndimage as ndi
 
 import pipeline
 import pipeline.io as io
-from pipeline.cluster import compute_with_progress, connect
+from pipeline.cluster import compute_with_progress, connect, embedded_config
+from pipeline.cluster._connect import EMBEDDED_CONFIG, MALLOC_TUNABLES
 
 from _cluster_utils import W3, DaskProcesses, blur_model, markers, resume_case, start_cli, tree_digest, wait_for
 
@@ -27,6 +30,14 @@ def test_embedded_cluster_runs_processes_with_thread_env_and_serves_dashboard(tm
         pids = client.run(os.getpid)
         assert os.getpid() not in pids.values() and len(set(pids.values())) == 2  # real processes
         assert set(client.run(lambda: os.environ.get("NUMBA_NUM_THREADS")).values()) == {"1"}
+        # the lighter background settings reached the worker processes, and glibc's tunable was set before
+        # they started (a worker's own environment, not the nanny's copy of it)
+        tunables = os.environ.get("GLIBC_TUNABLES", MALLOC_TUNABLES)
+        assert set(client.run(_spawn_env_tunables).values()) == {tunables}
+        profile = EMBEDDED_CONFIG["distributed.worker.profile.interval"]
+        assert set(client.run(lambda: dask.config.get("distributed.worker.profile.interval")).values()) == {profile}
+        tick = client.run_on_scheduler(lambda dask_scheduler: dask_scheduler._tick_interval)
+        assert tick == pytest.approx(0.2)  # EMBEDDED_CONFIG's 200ms, read by the scheduler when it started
         out = pipeline.predict(img, blur_model(), chunks=64)
         job = threading.Thread(target=io.write_image, args=(out, tmp_path / "o.zarr"),
                                kwargs={"axes": ("c", "y", "x"), "executor": compute_with_progress})
@@ -41,6 +52,30 @@ def test_embedded_cluster_runs_processes_with_thread_env_and_serves_dashboard(tm
         assert sum(d.get("kernels", 0) for d in digests.values()) > 0
         assert all("normalise" in d for d in digests.values() if "kernels" in d)
     np.testing.assert_allclose(io.open_image(tmp_path / "o.zarr").data.compute(), reference(img), atol=1e-4)
+
+
+def _spawn_env_tunables():
+    """``GLIBC_TUNABLES`` as this process was started with (what glibc read), not as set afterwards."""
+    with open(f"/proc/{os.getpid()}/environ", "rb") as f:
+        env = dict(v.split("=", 1) for v in f.read().decode().split("\0") if "=" in v)
+    return env.get("GLIBC_TUNABLES")
+
+
+def test_embedded_config_keeps_a_users_settings(monkeypatch):
+    import dask
+
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
+    cfg = embedded_config()
+    assert {k: cfg[k] for k in EMBEDDED_CONFIG} == EMBEDDED_CONFIG
+    assert cfg["distributed.nanny.pre-spawn-environ"]["GLIBC_TUNABLES"] == MALLOC_TUNABLES
+    # Dask's own pre-spawn settings (MALLOC_TRIM_THRESHOLD_, thread counts) are kept beside it
+    assert set(dask.config.get("distributed.nanny.pre-spawn-environ")) < set(cfg["distributed.nanny.pre-spawn-environ"])
+    with dask.config.set({"distributed.admin.tick.interval": "50ms", "distributed.worker.profile.interval": "20ms"}):
+        cfg = embedded_config()
+    assert "distributed.admin.tick.interval" not in cfg and "distributed.worker.profile.interval" not in cfg
+    assert cfg["distributed.admin.system-monitor.interval"] == EMBEDDED_CONFIG["distributed.admin.system-monitor.interval"]
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    assert "distributed.nanny.pre-spawn-environ" not in embedded_config()
 
 
 def test_external_scheduler_and_a_worker_killed_mid_job(tmp_path):

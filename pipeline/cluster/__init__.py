@@ -6,8 +6,8 @@ The dashboard (``client.dashboard_link``) is the monitor; Dask's own
 ``distributed.performance_report`` saves an HTML report.
 """
 
-from ._connect import connect, default_workers
+from ._connect import connect, default_workers, embedded_config
 from ._progress import ProgressBar, compute_with_progress
 from ._warm import warm_up
 
-__all__ = ["connect", "default_workers", "compute_with_progress", "ProgressBar", "warm_up"]
+__all__ = ["connect", "default_workers", "embedded_config", "compute_with_progress", "ProgressBar", "warm_up"]
