@@ -36,16 +36,18 @@ def default_workers(threads_per_worker: int = 1) -> tuple[int, int]:
 
 
 #: Settings of the embedded cluster where Dask's defaults cost a 2-core machine several per cent of its
-#: CPU while idle (measured over 10 s with 2 workers: 1.37 core-seconds with Dask's defaults, 0.57 with
-#: these).  Each applies only while the key still has Dask's own default, so a user's setting wins.
+#: CPU while idle (measured over 10 s with 2 workers: 1.37 core-seconds with Dask's defaults, 0.37-0.42
+#: with these).  Each applies only while the key still has Dask's own default, so a user's setting wins.
 EMBEDDED_CONFIG = {
     # event-loop responsiveness checks, in the scheduler, each nanny and each worker (Dask: 20ms)
     "distributed.admin.tick.interval": "200ms",
     # psutil samples for the dashboard's System page (Dask: 500ms)
     "distributed.admin.system-monitor.interval": "1s",
-    # stack samples of running tasks for the dashboard's Profile page (Dask: 10ms): still about 50 per
+    # stack samples of running tasks for the dashboard's Profile page (Dask: 10ms): still about 20 per
     # block of the shipped model
     "distributed.worker.profile.interval": "100ms",
+    # each worker's and each nanny's check of the spill, pause and terminate thresholds (Dask: 100ms)
+    "distributed.worker.memory.monitor-interval": "250ms",
 }
 
 #: glibc's malloc then asks for transparent huge pages for its large blocks (Blosc and zstd buffers of
