@@ -2,6 +2,7 @@
 
 import os
 import signal
+import sys
 import threading
 
 import dask
@@ -15,7 +16,8 @@ import pipeline.io as io
 from pipeline.cluster import compute_with_progress, connect, embedded_config
 from pipeline.cluster._connect import EMBEDDED_CONFIG, MALLOC_TUNABLES
 
-from _cluster_utils import W3, DaskProcesses, blur_model, markers, resume_case, start_cli, tree_digest, wait_for
+from _cluster_utils import (W3, DaskProcesses, blur_model, markers, resume_case, start_cli, tree_digest, wait_for,
+                            write_input)
 
 
 def reference(img):
@@ -52,6 +54,23 @@ def test_embedded_cluster_runs_processes_with_thread_env_and_serves_dashboard(tm
         assert sum(d.get("kernels", 0) for d in digests.values()) > 0
         assert all("normalise" in d for d in digests.values() if "kernels" in d)
     np.testing.assert_allclose(io.open_image(tmp_path / "o.zarr").data.compute(), reference(img), atol=1e-4)
+
+
+def test_workers_run_a_stored_image_without_importing_dask_array(tmp_path):
+    """Block tasks (window reads, counts, the network, chunk writes) live in modules that leave dask.array
+    (and the xarray and pandas it imports) to the client: a worker starts running blocks that much sooner."""
+    img = write_input(tmp_path / "in.zarr", shape=(300, 260), chunks=(64, 64))
+    mods = ("dask.array", "xarray", "pandas")
+    with connect(workers=1, threads_per_worker=1, echo=None) as client:
+        assert not any(any(v.values()) for v in client.run(lambda: {m: m in sys.modules for m in mods}).values())
+        for normalize in ("percentile:1:99", None):  # read-once windows with their counts; plain windows
+            out = pipeline.predict(str(tmp_path / "in.zarr"), blur_model(), chunks=96, normalize=normalize)
+            io.write_image(out, tmp_path / f"o-{normalize}.zarr", axes=("c", "y", "x"), ome=False,
+                           executor=lambda tasks, label: client.compute(tasks, sync=True))
+        loaded = client.run(lambda: [m for m in mods if m in sys.modules])
+        assert list(loaded.values()) == [[]], loaded
+    got = io.open_image(tmp_path / "o-None.zarr").data.compute()
+    np.testing.assert_allclose(got, reference(img.astype(np.float32)), atol=1e-3)
 
 
 def _spawn_env_tunables():

@@ -22,9 +22,11 @@ def _warm(model) -> float:
 
     t0 = time.perf_counter()
     # what a block task imports and compiles besides the network: its first block should not pay for it
+    # (the modules of the tasks themselves, which leave dask.array to the client that builds graphs)
+    from ..io import _write  # noqa: F401
     from ..model import get_plan
+    from ..tiling import _block, _windows  # noqa: F401
     from ..tiling._prepost import _channel_histogram, _histogram_offset, normalize_block
-    from ..tiling import _predict, _windows  # noqa: F401
 
     stats = np.array([[0.0], [1.0]])
     for dtype in _WARM_DTYPES:

@@ -4,12 +4,27 @@ Never imports the model.  OME-Zarr is written as NGFF 0.5 (Zarr v3) by
 default; NGFF 0.4 (Zarr v2) on request.  Both versions are read.
 """
 
-from ._convert import convert, ngff_order, read_any
-from ._labels import label_names, write_labels
-from ._open import Image, open_image
-from ._paths import normalize_url
-from ._state import OutputState, output_state
-from ._write import DEFAULT_NGFF, aligned_chunks, check_output, check_writable, pyramid_shapes, write_image
+from importlib import import_module
+
+#: Imported on first use, so that a worker running a block's write (``_write``) does not import ``dask.array``.
+_LAZY = {
+    "convert": "._convert",
+    "ngff_order": "._convert",
+    "read_any": "._convert",
+    "label_names": "._labels",
+    "write_labels": "._labels",
+    "Image": "._open",
+    "open_image": "._open",
+    "normalize_url": "._paths",
+    "OutputState": "._state",
+    "output_state": "._state",
+    "DEFAULT_NGFF": "._write",
+    "aligned_chunks": "._write",
+    "check_output": "._write",
+    "check_writable": "._write",
+    "pyramid_shapes": "._write",
+    "write_image": "._write",
+}
 
 __all__ = [
     "Image",
@@ -29,3 +44,15 @@ __all__ = [
     "OutputState",
     "DEFAULT_NGFF",
 ]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))

@@ -14,10 +14,9 @@ import math
 import os
 import shutil
 import uuid
-from typing import Any, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import dask
-import dask.array as da
 import numcodecs
 import numpy as np
 import zarr
@@ -27,6 +26,9 @@ from ..errors import ExecutionError, OutputExistsError, StorageError
 from ._markers import read_markers, write_marker
 from ._ome import check_ngff_axes, multiscales_attrs, zarr_format
 from ._paths import exists, filesystem, is_local, join, local_path, normalize_url
+
+if TYPE_CHECKING:  # dask.array is imported where graphs are built, never by a worker's block task
+    import dask.array as da
 
 __all__ = ["write_image", "aligned_chunks", "pyramid_shapes", "check_writable", "check_output", "DEFAULT_NGFF", "Executor"]
 
@@ -110,6 +112,8 @@ def _regular(chunks: Sequence[Sequence[int]]) -> tuple[tuple[int, ...], ...]:
 
 
 def _layout(arr: da.Array, *, levels: int | None, ome: bool, ngff: str, compression: str) -> dict[str, Any]:
+    import dask.array as da
+
     chunk = aligned_chunks(arr.chunks)
     shapes = pyramid_shapes(arr.shape, levels=levels, chunk_yx=chunk[-2:]) if ome else [tuple(arr.shape)]
     out = []
@@ -305,6 +309,8 @@ def _downsample(block: np.ndarray) -> np.ndarray:
 
 
 def _level_source(store_url: str, prev: dict, lv: dict) -> da.Array:
+    import dask.array as da
+
     src = zarr.open_array(store=store_url, path=prev["path"], mode="r")
     read_chunks = tuple(lv["chunks"][:-2]) + tuple(2 * c for c in lv["chunks"][-2:])
     x = da.from_zarr(src, chunks=read_chunks)
@@ -377,6 +383,8 @@ def write_image(
     dict
         ``{"computed": blocks computed by this call, "total": blocks in all levels}``.
     """
+    import dask.array as da
+
     if resume and overwrite:
         raise StorageError("Expected at most one of overwrite and resume. Got both instead.")
     url = normalize_url(url)

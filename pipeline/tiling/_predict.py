@@ -14,12 +14,12 @@ import zarr
 from dask.base import tokenize
 
 from ..config import read_once_bytes
-from ..errors import ChannelError, DTypeError, ExecutionError, ShapeError, StorageError
-from ..model import Model, get_plan, load_model, tensor_scales
+from ..errors import ChannelError, DTypeError, ShapeError, StorageError
+from ..model import Model, load_model, tensor_scales
 from ._blocks import auto_block_edge, block_bounds, parse_chunks
-from ._metrics import meter
-from ._prepost import (Percentile, apply_post, mask_grid, normalization_stats, normalize_block, parse_normalize,
-                       parse_post, post_channels, post_dtype)
+from ._block import _predict_block
+from ._prepost import (Percentile, mask_grid, normalization_stats, parse_normalize, parse_post, post_channels,
+                       post_dtype)
 from ._windows import window_source, windowed_blocks
 
 __all__ = ["predict", "as_dask_array", "normalize_channel_axis"]
@@ -305,38 +305,3 @@ def _apply_mask(out: da.Array, keep: np.ndarray, fill_value) -> da.Array:
             dsk[(name,) + idx] = (np.full, shape, fill_value, out.dtype)
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=[out])
     return da.Array(graph, name, out.chunks, meta=out._meta)
-
-
-def _predict_block(block, model, stats=None, *, by, bx, oby, obx, depth, image_size, local, post=None, norm=None,
-                   block_id=None):
-    """Compute one output block (all leading planes) from one haloed, channels-last input block."""
-    i, j = block_id[-3], block_id[-2]
-    y0, y1, x0, x1 = by[i], by[i + 1], bx[j], bx[j + 1]
-    ay, ax = max(0, y0 - depth[0]), max(0, x0 - depth[1])
-    expect = (min(image_size[0], y1 + depth[0]) - ay, min(image_size[1], x1 + depth[1]) - ax)
-    if block.shape[-3:-1] != expect:
-        raise ExecutionError(
-            f"Internal error: block {block_id} has spatial shape {block.shape[-3:-1]}, expected {expect}."
-        )
-    plan = get_plan(model)
-    out_range = ((oby[i], oby[i + 1]), (obx[j], obx[j + 1]))
-    lead_shape = block.shape[:-3]
-    out = None
-    for idx in np.ndindex(*lead_shape):
-        with meter("normalise"):
-            plane = normalize_block(block[idx], norm, stats)
-        with meter("kernels"):
-            if local:
-                y = plan.run(plane, origin=(ay, ax), image_size=image_size, out_range=out_range)
-            else:
-                core = plane[y0 - ay : y1 - ay, x0 - ax : x1 - ax]
-                y = plan.run(np.ascontiguousarray(core))
-        if post is not None:
-            with meter("post-process"):
-                y = apply_post(y, post)
-        if not lead_shape:
-            return y  # one plane: the network's own output array, not a copy of it
-        if out is None:
-            out = np.empty(lead_shape + y.shape, y.dtype)
-        out[idx] = y
-    return out

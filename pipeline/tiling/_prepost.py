@@ -13,14 +13,16 @@ import itertools
 import math
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask
-import dask.array as da
 import numpy as np
 
 from ..errors import InputError, ShapeError
 from ..kernels import count_values, shifted_scaled_f32
+
+if TYPE_CHECKING:  # dask.array is imported where graphs are built, never by a worker's block task
+    import dask.array as da
 
 __all__ = ["Percentile", "parse_normalize", "normalization_stats", "normalize_block", "parse_post", "apply_post", "post_channels",
            "post_dtype", "mask_grid"]
@@ -260,6 +262,8 @@ def normalization_stats(x: da.Array, spec, reference_channel_axis: int | None = 
     the reference), a few tasks read regions of whole storage chunks straight
     from the store and count them; otherwise the Dask chunks are counted.
     """
+    import dask.array as da
+
     if isinstance(spec, tuple):
         return None
     from ._windows import window_source

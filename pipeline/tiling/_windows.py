@@ -25,16 +25,18 @@ import math
 import operator
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import dask
-import dask.array as da
 import numpy as np
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from ._metrics import meter
 from ._prepost import _histogram_offset, count_pixels, reduce_counts, sampling_step
+
+if TYPE_CHECKING:  # dask.array is imported where graphs are built, never by a worker's block task
+    import dask.array as da
 
 __all__ = ["WindowSource", "window_source", "windowed_blocks"]
 
@@ -182,6 +184,8 @@ def windowed_blocks(
         One task per block (two with ``percentiles``); tasks share only the
         store handle and ``deps``.
     """
+    import dask.array as da
+
     ndim = len(shape)
     spatial = [a for a in range(ndim) if a != channel_axis][-2:]
     lead_axes = [a for a in range(ndim) if a != channel_axis and a not in spatial]
