@@ -8,9 +8,8 @@ imported on first use, so a Dask worker that unpickles a model does not pay
 for pandas, scikit-image or pydantic.
 """
 
-from importlib import import_module
-
 from . import errors
+from ._lazy import lazy_attributes
 from .model import Model, Node, load_model, run_model
 
 __version__ = "0.1.0"
@@ -28,13 +27,4 @@ _LAZY = {
 __all__ = ["Model", "Node", "load_model", "run_model", *_LAZY, "errors", "__version__"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name]), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'pipeline' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)

@@ -4,7 +4,7 @@ Never imports the model.  OME-Zarr is written as NGFF 0.5 (Zarr v3) by
 default; NGFF 0.4 (Zarr v2) on request.  Both versions are read.
 """
 
-from importlib import import_module
+from .._lazy import lazy_attributes
 
 #: Imported on first use, so that a worker running a block's write (``_write``) does not import ``dask.array``.
 _LAZY = {
@@ -46,13 +46,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(import_module(_LAZY[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY)
