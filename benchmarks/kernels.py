@@ -98,6 +98,31 @@ def ours(shape: Shape, x_chw: np.ndarray, W: np.ndarray, b: np.ndarray):
     return lambda: K.conv2d(x, packed, b, stride=(shape.stride, shape.stride)), (2, 0, 1)
 
 
+def winograd_taken(shape: Shape, W: np.ndarray) -> bool:
+    """Whether our conv of ``shape`` runs by Winograd F(2,3) (3x3 stride 1, wide layers, AVX-512)."""
+    from pipeline import kernels as K
+
+    return shape.kind == "conv" and shape.stride == 1 and K.pack_conv_weights(W, shape.groups).winograd is not None
+
+
+def ours_direct(shape: Shape, x_chw: np.ndarray, W: np.ndarray, b: np.ndarray):
+    """Our direct-convolution kernel on a layer that would otherwise take Winograd.
+
+    ``channel_run`` set explicitly (to the value the direct path would pick)
+    selects the direct kernel; timed beside Winograd so both are reported.
+    """
+    from pipeline import kernels as K
+    from pipeline.kernels._conv import LANES, pass_channels, tile_shape
+
+    p = shape.pad()
+    x = np.ascontiguousarray(np.pad(x_chw.transpose(1, 2, 0), ((p, p), (p, p), (0, 0))))
+    packed = K.pack_conv_weights(W, shape.groups)
+    cp, cb = tile_shape(packed.weights.shape[-1] // LANES, taps_per_row=shape.k * shape.cin)
+    run = pass_channels(cp, cb, shape.k, shape.cin, row3=True) or shape.cin
+    out = (x.shape[0] - shape.k + 1, x.shape[1] - shape.k + 1)
+    return lambda: K.conv2d_window([x], [(0, 0)], [packed], b, out, channel_run=run)
+
+
 def torch_method(shape: Shape, x_chw, W, b, *, channels_last: bool):
     import torch
     import torch.nn.functional as F
@@ -184,8 +209,10 @@ def bench_shape(shape: Shape, size: int, *, rounds: int, min_seconds: float, pea
     ours_run, perm = ours(shape, x, W, b)
     first = ours_run()
     first_call = time.perf_counter() - t0
+    winograd = winograd_taken(shape, W)
     methods = {
         "ours": ours_run,
+        **({"ours (direct)": ours_direct(shape, x, W, b)} if winograd else {}),
         "torch NCHW": torch_method(shape, x, W, b, channels_last=False),
         "torch channels_last": torch_method(shape, x, W, b, channels_last=True),
         "onnxruntime": ort_method(shape, x, W, b),
@@ -200,7 +227,7 @@ def bench_shape(shape: Shape, size: int, *, rounds: int, min_seconds: float, pea
     times = interleaved_rounds(timed, rounds=rounds, min_seconds=min_seconds)
     flop = shape.flop(size)
     gflops = {name: flop / np.asarray(t) / 1e9 for name, t in times.items() if name != "fma peak"}
-    baselines = [n for n in gflops if n != "ours"]
+    baselines = [n for n in gflops if not n.startswith("ours")]
     best_per_round = np.max([gflops[n] for n in baselines], axis=0)
     result = {
         "shape": shape.__dict__,
@@ -212,11 +239,20 @@ def bench_shape(shape: Shape, size: int, *, rounds: int, min_seconds: float, pea
                    for n, v in gflops.items()},
         "ratio_ours_to_best_baseline_median": float(np.median(gflops["ours"] / best_per_round)),
         "best_baseline": max(baselines, key=lambda n: np.median(gflops[n])),
+        # Winograd F(2,3) does 2/3 of the direct convolution's multiplies; GFLOP/s
+        # everywhere count the direct convolution's FLOPs (the same work for every method)
+        "ours_algorithm": "winograd F(2,3) along rows" if winograd else "direct",
     }
+    if winograd:
+        result["direct_ratio_to_best_baseline_median"] = float(np.median(gflops["ours (direct)"] / best_per_round))
     if peak is not None:
         peak_gflops = peak.flop / np.asarray(times["fma peak"]) / 1e9
         result["peak_gflops"] = {"min": float(peak_gflops.min()), "median": float(np.median(peak_gflops))}
         result["ours_pct_of_peak_median"] = float(np.median(gflops["ours"] / peak_gflops) * 100)
+        if winograd:
+            result["direct_pct_of_peak_median"] = float(np.median(gflops["ours (direct)"] / peak_gflops) * 100)
+            # the multiply-adds Winograd runs (transforms not counted), as a share of the peak
+            result["ours_executed_pct_of_peak_median"] = result["ours_pct_of_peak_median"] * 2 / 3
     return result
 
 
@@ -267,6 +303,13 @@ def print_table(results: list[dict], peak_ok: bool) -> None:
         if peak_ok:
             row += f"{r['ours_pct_of_peak_median']:>6.0f}%"
         print(row)
+        if "ours (direct)" in r["gflops"]:
+            g = r["gflops"]["ours (direct)"]
+            row = f"{'  direct kernel':20s}{g['median']:>14.1f} ({g['min']:5.1f})" + " " * 66
+            row += f"{r['direct_ratio_to_best_baseline_median']:>11.2f}"
+            if peak_ok:
+                row += f"{r['direct_pct_of_peak_median']:>6.0f}%"
+            print(row)
     if peak_ok:
         print("FMA peak in the same run (median per shape): "
               + ", ".join(f"{r['peak_gflops']['median']:.0f}" for r in results) + " GFLOP/s")

@@ -122,7 +122,15 @@ def kernels_section(res: dict) -> list[str]:
         row += f" | {r['ratio_ours_to_best_baseline_median']:.2f} |"
         if peak:
             row += f" {r['ours_pct_of_peak_median']:.0f}% |"
+        if r.get("ours_algorithm", "direct") != "direct":
+            row = row.replace(f"| {r['shape']['name']} |", f"| {r['shape']['name']} (Winograd) |", 1)
         lines.append(row)
+        if "ours (direct)" in r["gflops"]:
+            row = (f"| {r['shape']['name']}, direct kernel | {r['gflops']['ours (direct)']['median']:.1f} |"
+                   + " |" * (len(cols) - 1) + f" {r['direct_ratio_to_best_baseline_median']:.2f} |")
+            if peak:
+                row += f" {r['direct_pct_of_peak_median']:.0f}% |"
+            lines.append(row)
     size = res["results"][0]["size"]
     isa = {"avx512f": "AVX-512 (16 lanes)", "avx2": "AVX2 (8 lanes)"}.get(res.get("peak_isa") or "", None)
     lanes = res.get("vector_lanes")
@@ -134,6 +142,16 @@ def kernels_section(res: dict) -> list[str]:
               + (f"Our kernels ran on {lanes}-lane vectors; the FMA peak is a loop of {isa} FMAs run "
                  "beside them. " if isa and lanes else "")
               + "Plot: [`benchmarks/results/kernels.png`](benchmarks/results/kernels.png)."]
+    wino = [r for r in res["results"] if r.get("ours_algorithm", "direct") != "direct"]
+    if wino:
+        lines += ["", "Rows marked Winograd ran our Winograd F(2,3) kernel (pairs of output columns from four "
+                  "products per kernel row instead of six: 2/3 of the multiply-adds). Their GFLOP/s and % of peak "
+                  "count the direct convolution's FLOPs, like every other column, so they compare times; the "
+                  "multiply-adds that kernel actually ran reached "
+                  + ", ".join(f"{r['ours_executed_pct_of_peak_median']:.0f} %" for r in wino if
+                              "ours_executed_pct_of_peak_median" in r)
+                  + " of the peak. The direct kernel on the same layer, timed in the same rounds, is the row "
+                  "below it."]
     return lines
 
 

@@ -251,3 +251,23 @@ def test_same_padding_before_a_pad_layer_on_odd_height():
     )
     image = _image((7, 1))
     assert_exact(run_naive(model, image[None]), _predict(image, model, chunks=1))
+
+
+def test_wide_layers_give_every_pixel_the_same_bits_on_every_chunking():
+    """3x3 layers of 64 channels (Winograd F(2,3) on AVX-512) computed by column pairs: blocks starting at
+    odd columns still give the whole image's bits, and the whole image is the network's."""
+    nodes = [
+        _conv("c1", "input", 3, 64, 3, seed=11, pads=(1, 1, 1, 1)),
+        Node("a1", "Relu", ("c1",)),
+        _conv("c2", "a1", 64, 64, 3, seed=12, pads=(1, 1, 1, 1)),
+        Node("a2", "Relu", ("c2",)),
+        _conv("c3", "a2", 64, 64, 3, seed=13, pads=(1, 1, 1, 1)),
+        _conv("head", "c3", 64, 2, 1, seed=14),
+    ]
+    model = Model(nodes, input_channels=3)
+    image = _image((3, 19, 27), seed=3)
+    whole = _predict(image, model, channel_axis=0, chunks=64)
+    assert_exact(run_naive(model, image), whole)
+    for chunks in [(7, 5), (19, 9), (4, 13), 3]:
+        np.testing.assert_array_equal(_predict(image, model, channel_axis=0, chunks=chunks), whole,
+                                      err_msg=f"chunks {chunks}")

@@ -18,7 +18,8 @@ import pytest
 from pipeline import kernels as K
 from pipeline.config import NUMBA_FLAGS
 from pipeline.errors import ChannelError, ModelError, ShapeError
-from pipeline.kernels._conv import LANES, dense_kernel, depthwise_kernel, tile_shape, transpose_kernel
+from pipeline.kernels._conv import (LANES, WINOGRAD_MIN_CHANNELS, dense_kernel, depthwise_kernel, tile_shape,
+                                    transpose_kernel, winograd_kernel)
 
 
 def _cpu_flags() -> set[str]:
@@ -135,6 +136,101 @@ def test_3x3_conv_kernel_uses_fma_on_vector_registers(channels):
     fma = re.findall(rf"vfmadd\d{{3}}ps\s+[^\n]*%{REGISTER}", asm)
     # The inner loop is p * cb FMAs per input channel, unrolled by LLVM at least once.
     assert len(fma) >= p * cb, f"{len(fma)} vfmadd...ps on {REGISTER} registers in the kernel"
+
+
+@pytest.mark.skipif(WINOGRAD_MIN_CHANNELS is None, reason="no Winograd kernel for this CPU's vectors (AVX-512 only)")
+def test_winograd_kernel_uses_fma_on_vector_registers():
+    p, cb = tile_shape(64 // LANES)
+    kernel = numba.njit(**dict(NUMBA_FLAGS, cache=False))(winograd_kernel(p, cb).py_func)
+    x = np.random.default_rng(0).standard_normal((6, 40, 64)).astype(np.float32)
+    W = np.random.default_rng(1).standard_normal((64, 64, 3, 3)).astype(np.float32)
+    packed = K.pack_conv_weights(W)
+    out = K.aligned_empty((4, 38, 64))
+    pairs = 19
+    kernel(x, packed.winograd, np.zeros(64, np.float32), out, 0, np.float32(0), np.float32(0), 0, 0, 0,
+           K.aligned_empty((3 * 4 * pairs * 64,)), K.aligned_empty((4 * pairs * 64,)))
+    _close(out, conv_ref(x, W, None, (1, 1), (1, 1), 1))
+    asm = "\n".join(kernel.inspect_asm().values())
+    fma = re.findall(rf"vfmadd\d{{3}}ps\s+[^\n]*%{REGISTER}", asm)
+    assert len(fma) >= p * cb, f"{len(fma)} vfmadd...ps on {REGISTER} registers in the kernel"
+
+
+# -- Winograd F(2,3) --------------------------------------------------------------
+
+needs_winograd = pytest.mark.skipif(WINOGRAD_MIN_CHANNELS is None,
+                                    reason="no Winograd kernel for this CPU's vectors (AVX-512 only)")
+
+
+def _zero_window(x, origin, shape):
+    """``x`` read over ``[origin, origin + shape)``, zeros outside."""
+    out = np.zeros(tuple(shape) + x.shape[2:], x.dtype)
+    ys, xs = [(max(o, 0), min(o + n, full)) for o, n, full in zip(origin, shape, x.shape)]
+    if ys[1] > ys[0] and xs[1] > xs[0]:
+        out[ys[0] - origin[0] : ys[1] - origin[0], xs[0] - origin[1] : xs[1] - origin[1]] = x[ys[0] : ys[1], xs[0] : xs[1]]
+    return out
+
+
+@needs_winograd
+def test_only_wide_3x3_dense_weights_get_winograd_weights():
+    rng = np.random.default_rng(2)
+    assert K.pack_conv_weights(rng.standard_normal((64, 64, 3, 3))).winograd.shape == (4, 3, 64, 64)
+    assert K.pack_conv_weights(rng.standard_normal((96, 128, 3, 3))).winograd.shape == (4, 3, 128, 96)
+    assert K.pack_conv_weights(rng.standard_normal((32, 32, 3, 3))).winograd is None  # narrow: direct is faster
+    assert K.pack_conv_weights(rng.standard_normal((64, 48, 3, 3))).winograd is None
+    assert K.pack_conv_weights(rng.standard_normal((64, 72, 3, 3))).winograd is None  # Cin not whole vectors
+    assert K.pack_conv_weights(rng.standard_normal((64, 32, 3, 3)), groups=2).winograd is None
+    assert K.pack_conv_weights(rng.standard_normal((64, 64, 5, 5))).winograd is None
+    assert K.pack_conv_transpose_weights(rng.standard_normal((64, 64, 3, 3))).winograd is None
+    # derived again on unpickling (where the weights may be re-padded), and never for transposed weights
+    wide = pickle.loads(pickle.dumps(K.pack_conv_weights(rng.standard_normal((64, 64, 3, 3)))))
+    assert wide.winograd is not None and wide.winograd.ctypes.data % 64 == 0
+    assert pickle.loads(pickle.dumps(K.pack_conv_transpose_weights(rng.standard_normal((64, 64, 3, 3))))).winograd is None
+
+
+WINOGRAD_CASES = [
+    # (H, W, Cin, Cout, window origin, output shape, activation)
+    (9, 30, 64, 64, (-1, -1), (9, 30), "Relu"),  # a padded layer: 2 full tiles of 6 pairs + 3 pairs
+    (6, 13, 64, 64, (-1, -1), (6, 13), None),  # odd width: the last pair is cut
+    (5, 40, 128, 64, (0, 0), (3, 38), "LeakyRelu"),  # valid, 128 input channels
+    (4, 17, 64, 128, (-3, 5), (9, 11), "Clip"),  # rows and columns outside the source
+    (3, 8, 64, 80, (-1, -2), (4, 12), "Sigmoid"),  # 80 outputs: 1-vector tiles; scalar activation
+    (1, 1, 64, 64, (-1, -1), (1, 1), "Tanh"),  # one pixel
+    (7, 9, 64, 64, (10, 20), (2, 3), None),  # entirely outside: the bias
+]
+
+
+@needs_winograd
+@pytest.mark.parametrize("case", WINOGRAD_CASES, ids=lambda c: f"{c[0]}x{c[1]}x{c[2]}-{c[3]}@{c[4]}->{c[5]}")
+@pytest.mark.parametrize("phase", [0, 1])
+def test_winograd_conv_matches_einsum(monkeypatch, case, phase):
+    h, w, cin, cout, origin, out, act = case
+    rng = np.random.default_rng(hash(case) % 2**32)
+    x = rng.standard_normal((h, w, cin)).astype(np.float32)
+    W = (rng.standard_normal((cout, cin, 3, 3)) / 8).astype(np.float32)
+    b = rng.standard_normal(cout).astype(np.float32)
+    alpha, beta = {"LeakyRelu": (0.1, 0), "Clip": (-0.5, 0.7)}.get(act, (0, 0))
+    calls = []
+    monkeypatch.setattr(K, "_winograd", lambda *a, _real=K._winograd: calls.append(a) or _real(*a))
+    got = K.conv2d_window([x], [origin], [K.pack_conv_weights(W)], b, out, activation=act, alpha=alpha, beta=beta,
+                          column_phase=phase)
+    assert len(calls) == 1, "the Winograd kernel did not run"
+    window = _zero_window(x, origin, (out[0] + 2, out[1] + 2))
+    _close(got, conv_ref(window, W, b, (1, 1), (1, 1), 1, act, alpha, beta))
+
+
+@needs_winograd
+@pytest.mark.parametrize("width", [1, 2, 13, 26])
+def test_winograd_pixels_do_not_depend_on_the_window(width):
+    """Every window of the output, at either column parity, has the bits of the whole output there."""
+    rng = np.random.default_rng(width)
+    x = rng.standard_normal((5, width, 64)).astype(np.float32)
+    packed = K.pack_conv_weights(rng.standard_normal((64, 64, 3, 3)).astype(np.float32) / 8)
+    b = rng.standard_normal(64).astype(np.float32)
+    whole = K.conv2d_window([x], [(-1, -1)], [packed], b, (5, width), activation="Relu")
+    for x0 in range(width):
+        for n in range(1, width - x0 + 1):
+            part = K.conv2d_window([x], [(-1, x0 - 1)], [packed], b, (5, n), activation="Relu", column_phase=x0)
+            np.testing.assert_array_equal(part, whole[:, x0 : x0 + n], err_msg=f"columns [{x0}, {x0 + n})")
 
 
 # -- dense and grouped convolutions ------------------------------------------

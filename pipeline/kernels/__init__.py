@@ -26,6 +26,7 @@ from ._conv import (  # noqa: E402
     pass_channels,
     LANES,
     dense_kernel,
+    winograd_kernel,
     depthwise_kernel,
     tile_shape,
     transpose_kernel,
@@ -220,6 +221,7 @@ def conv2d_window(
     beta: float = 0.0,
     alloc=None,
     channel_run: int | None = None,
+    column_phase: int = 0,
 ) -> np.ndarray:
     """Convolution of a window that may leave its source(s), zeros outside.
 
@@ -247,6 +249,14 @@ def conv2d_window(
         Input channels (per group) the kernel takes in one pass over a row;
         by default all of them, unless their weights would crowd L1 (see
         ``pass_channels``).  Any value gives the same convolution.
+    column_phase : int
+        The column of the whole output that ``out[:, 0]`` is (only its parity
+        matters).  3x3 stride-1 convolutions with packed Winograd weights
+        (``w.winograd``, wide layers on AVX-512) compute output columns in
+        pairs starting at even columns of the whole output, so that a pixel
+        gets the same bits in every block that computes it; a block executor
+        passes its window's place here.  Setting ``channel_run`` takes the
+        direct kernel instead.
 
     Returns
     -------
@@ -287,6 +297,10 @@ def conv2d_window(
     width = w.weights.shape[-1] * w.groups
     bias = _padded_bias(b, w, width)
     out = (alloc or aligned_empty)((ho, wo, width))
+    if (ho and wo and len(xs) == 1 and w.winograd is not None and (sy, sx, dy, dx) == (1, 1, 1, 1)
+            and channel_run is None):
+        _winograd(xs[0], w, bias, out, (y0, x0), int(column_phase), act, alpha, beta)
+        return _unpadded(out, w)
     taps = max(wi.kernel[1] * wi.weights.shape[3] for wi in ws)
     p, cb = tile_shape(w.weights.shape[-1] // LANES, taps_per_row=taps)
     if len(xs) == 2:
@@ -307,6 +321,17 @@ def conv2d_window(
 
 
 _NO_SOURCE = np.zeros((1, 1, 0), np.float32)
+
+
+def _winograd(x, w: PackedConv, bias, out, origin, phase: int, act: int, alpha: float, beta: float) -> None:
+    """Fill ``out`` with the 3x3 convolution of ``x``'s window at ``origin`` by Winograd F(2,3)."""
+    wo, width = out.shape[1], out.shape[2]
+    p, cb = tile_shape(width // LANES)
+    pairs = (phase % 2 + wo + 1) // 2
+    vbuf = aligned_empty((3 * 4 * pairs * x.shape[2],))
+    mbuf = aligned_empty((4 * pairs * width,))
+    winograd_kernel(p, cb)(x, w.winograd, bias, out, act, np.float32(alpha), np.float32(beta), int(origin[0]),
+                           int(origin[1]), phase % 2, vbuf, mbuf)
 
 
 def conv_transpose2d(x: np.ndarray, w: PackedConv, *, stride=(1, 1), dilation=(1, 1)) -> np.ndarray:

@@ -368,7 +368,7 @@ class Plan:
                 shape = (out[0][1] - out[0][0], out[1][1] - out[1][0])
                 return K.conv2d_window([t.data for t in ins], origins, p["sources"], p["B"], shape, stride=s,
                                        dilation=d, activation=p["activation"], alpha=p["alpha"], beta=p["beta"],
-                                       alloc=alloc)
+                                       alloc=alloc, column_phase=out[1][0])
             if op == "DepthwiseConv":
                 x = _window(ins[0], ry, rx, n_in, 0.0)
                 return K.conv2d(x, p["W"], p["B"], stride=s, dilation=d, activation=p["activation"],
