@@ -64,6 +64,7 @@ __all__ = [
     "tile_activate",
     "tile_max",
     "tile_add",
+    "prefetch_l2",
     "tile_sub",
     "winograd_input",
     "tile_shape",
@@ -456,6 +457,29 @@ def tile_max(typingctx, a, b):
     return a(a, b), codegen
 
 
+@intrinsic
+def prefetch_l2(typingctx, a, off):
+    """Hint the CPU to bring the cache line holding ``a.flat[off]`` into L2 (``prefetcht1``); never faults."""
+
+    def codegen(context, builder, sig, args):
+        data = _data(context, builder, sig.args[0], args[0])
+        off = _as_i64(context, builder, sig.args[1], args[1])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0i8")
+        # read access, locality 2 (L2 and outward), data cache
+        builder.call(fn, [builder.bitcast(builder.gep(data, [off]), i8p), ir.Constant(i32, 0), ir.Constant(i32, 2),
+                          ir.Constant(i32, 1)])
+        return context.get_dummy_value()
+
+    return types.none(a, off), codegen
+
+
+#: floats per cache line: the step of a loop of :func:`prefetch_l2` calls.
+LINE_FLOATS = 16
+
+
 def _elementwise(op: str):
     """Typing of a lane-wise binary intrinsic on two tiles of one shape (``op``: an IRBuilder method)."""
 
@@ -709,6 +733,14 @@ def dense_kernel(P: int, CB: int):
                             w_cb = g * KH * KW * Cig * CogP + cb * LANES * CB
                             for ox in range(oxa, tiles_end, P):
                                 oo = (oy * Wo + ox) * CoutP + co
+                                if first and cb == 0 and sy == 1 and KH > 1:
+                                    # the input row the next output row adds, over this tile: in L2
+                                    # before it is needed (3x3 16->16 and 32->32 ran 7 and 3 % faster;
+                                    # 1x1 and stride-2 layers, streamed in order, ran slower with it)
+                                    ahead = ((base + (KH - 1) * dy + 1) * Wi + xc + ox) * Cin
+                                    for q in range(0, P * Cin, LINE_FLOATS):
+                                        if 0 <= ahead + q < xs.size:
+                                            prefetch_l2(xs, ahead + q)
                                 if first:
                                     acc = tile_bias(b, co, P, CB)
                                 else:
@@ -939,8 +971,17 @@ def depthwise_kernel(P: int, CB: int):
         blocks = CP // (LANES * CB)
         w_full = Wo - Wo % P
         xstep = sx * CP
+        n = x.size
         for oy in range(Ho):
             for ox in range(0, w_full, P):
+                # the input rows the next output row adds, over this tile's columns: in L2 before
+                # they are needed (the layer is memory-bound: 3x3 over 512 x 512 x 64 ran 1.15-1.3x
+                # faster with it, in runs beside the version without)
+                for r in range(sy):
+                    ahead = (((oy * sy + (KH - 1) * dy + 1 + r) * Wi) + ox * sx) * CP
+                    for q in range(0, P * xstep, LINE_FLOATS):
+                        if ahead + q < n:
+                            prefetch_l2(x, ahead + q)
                 for cb in range(blocks):
                     c0 = cb * LANES * CB
                     acc = tile_bias(b, c0, P, CB)
