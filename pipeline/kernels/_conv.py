@@ -536,10 +536,13 @@ def winograd_input(typingctx, x, xoff, xstride, v, voff, kstride):
 #: Pixels per tile for a given number of vectors per tile: ``P * CB`` accumulators
 #: plus ``min(P, CB)`` weight vectors and one broadcast input fill the registers
 #: (16 ``ymm`` with AVX2, 32 ``zmm`` with AVX-512).
-#: With 32 registers the shapes are those measured fastest on a 3x3 U-Net's layers
-#: (Sapphire Rapids), not the largest that fit: longer tiles leave more pixels
-#: of a row to the one-pixel remainder loop for little gain.
-_PIXELS_FOR_VECTORS = {4: 6, 3: 8, 2: 8, 1: 16} if REGISTERS == 32 else {4: 3, 3: 4, 2: 6, 1: 12}
+#: With 32 registers the shapes are those measured fastest, not the largest that
+#: fit: on Emerald Rapids 4 x 4 tiles ran the 3x3 stride-2 32->64, 1x1 64->128,
+#: depthwise 64 and 3x3 64->64 layers 2-15 % faster than the 6 x 4 tiles
+#: measured best earlier on Sapphire Rapids (and no slower with Winograd); a
+#: 4 x 4 tile also leaves registers for three kernel taps of weights
+#: (:func:`tile_fma_row`).
+_PIXELS_FOR_VECTORS = {4: 4, 3: 8, 2: 8, 1: 16} if REGISTERS == 32 else {4: 3, 3: 4, 2: 6, 1: 12}
 
 
 #: Bytes of weights one pass over a row of pixels may use.  With AVX2 (tuned on
@@ -562,10 +565,11 @@ def tile_shape(vectors: int, *, taps_per_row: int = 0) -> tuple[int, int]:
     return _PIXELS_FOR_VECTORS[cb], cb
 
 
-#: Bytes of weights one pass of the dense kernel's general path should stream
-#: with AVX-512: a 3x3 64->64 kernel row is 48 KiB of weights for a 6x4 tile,
-#: the whole L1d, and split into passes of 32 input channels (24 KiB) it ran
-#: 2-5 % faster in interleaved runs.  None (AVX2): passes are not split.
+#: Bytes of weights one pass of the dense kernel should stream with AVX-512: a
+#: 3x3 64->64 kernel row is 48 KiB of weights for a 4-vector tile, the whole
+#: L1d, and split into passes of 32 input channels (24 KiB) it ran 2-5 % faster
+#: in interleaved runs (6 x 4 tiles, broadcast path) and 4 % faster (4 x 4
+#: tiles, three-tap row path).  None (AVX2): passes are not split.
 L1_PASS_BYTES = 24 * 1024 if LANES == 16 else None
 
 
@@ -574,14 +578,9 @@ def _row3_fits(P: int, CB: int) -> bool:
     return P * CB + 3 * CB + 1 <= REGISTERS
 
 
-def pass_channels(P: int, CB: int, kw: int, cin_per_group: int, *, row3: bool) -> int:
-    """Input channels per pass of :func:`dense_kernel` (its ``ic_chunk``; 0: all in one pass).
-
-    Only the general (broadcast) path of a kernel row is split: ``row3`` says
-    the layer takes the three-tap row path instead (3 wide, stride 1, no
-    groups), whose passes are kept whole.
-    """
-    if L1_PASS_BYTES is None or (row3 and _row3_fits(P, CB)):
+def pass_channels(P: int, CB: int, kw: int, cin_per_group: int) -> int:
+    """Input channels per pass of :func:`dense_kernel` (its ``ic_chunk``; 0: all in one pass)."""
+    if L1_PASS_BYTES is None:
         return 0
     per_channel = kw * LANES * CB * 4
     if cin_per_group * per_channel <= L1_PASS_BYTES:
