@@ -34,6 +34,13 @@ and the activation is applied in registers at the last one.  Weights are
 packed with output channels padded to a multiple of 8 (zeros) and 64-byte
 aligned; outputs are allocated with the same padding by the wrappers, which
 slice the real channels out.
+
+Wide 3x3 stride-1 layers (AVX-512, 64 channels and more) take
+:func:`winograd_kernel` instead: Winograd F(2,3) along rows, four products
+per pair of output columns and kernel row instead of six, with the pairs
+aligned to the whole image's even columns so results do not depend on the
+chunking.  Memory-bound passes (depthwise, 3x3 stride-1 rows) prefetch the
+input row the next output row adds (:func:`prefetch_l2`).
 """
 
 from __future__ import annotations
@@ -642,8 +649,9 @@ def dense_kernel(P: int, CB: int):
 
     Dense 3-wide kernels at stride 1 (the common 3x3 layer) take their kernel
     rows one input channel at a time with :func:`tile_fma_row`, when its weights
-    fit the registers beside the tile (``CB`` of 1 or 2 with AVX-512, 1 with
-    AVX2): every input pixel is broadcast once for three taps.  Every output
+    fit the registers beside the tile (4 x 4, 8 x 2 and 16 x 1 tiles with
+    AVX-512, tiles of 1 vector with AVX2): every input pixel is broadcast once
+    for three taps.  Every output
     pixel, in a tile or not, sums its taps in one order (kernel row, then
     channel, then column in the row path; kernel row, column, channel in the
     other), so results do not depend on where a block's tiles fall.
