@@ -274,7 +274,7 @@ def section(results: Path = RESULTS) -> str:
              "coldstart": coldstart_section}
     lines = ["Measured on a shared, noisy 2-core machine: absolute times drift with the clock (1.8-3.0 GHz); "
              "ratios measured side by side in one run hold. `make bench-quick` (a few minutes) or `make bench` "
-             "(15-30 minutes; 13.5 on this machine on 2026-12-01) regenerates the figures and this section "
+             "(15-30 minutes; 13-14 on this machine in 2026-12) regenerates the figures and this section "
              "(`python -m benchmarks.report` rewrites it from `benchmarks/results/*.json`).", ""]
     found = False
     for name, fn in parts.items():
