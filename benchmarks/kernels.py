@@ -117,8 +117,8 @@ def ours_direct(shape: Shape, x_chw: np.ndarray, W: np.ndarray, b: np.ndarray):
     p = shape.pad()
     x = np.ascontiguousarray(np.pad(x_chw.transpose(1, 2, 0), ((p, p), (p, p), (0, 0))))
     packed = K.pack_conv_weights(W, shape.groups)
-    cp, cb = tile_shape(packed.weights.shape[-1] // LANES, taps_per_row=shape.k * shape.cin)
-    run = pass_channels(cp, cb, shape.k, shape.cin) or shape.cin
+    _, cb = tile_shape(packed.weights.shape[-1] // LANES, taps_per_row=shape.k * shape.cin)
+    run = pass_channels(cb, shape.k, shape.cin) or shape.cin
     out = (x.shape[0] - shape.k + 1, x.shape[1] - shape.k + 1)
     return lambda: K.conv2d_window([x], [(0, 0)], [packed], b, out, channel_run=run)
 

@@ -309,7 +309,7 @@ def conv2d_window(
         x2, w2, (y2, x2o) = _NO_SOURCE, np.zeros((1,) + w.weights.shape[1:3] + (0, w.weights.shape[4]), np.float32), (0, 0)
     all_rows = all(wi.weights[0].size // wi.weights.shape[-1] * LANES * cb * 4 <= L1_WEIGHT_BYTES for wi in ws)
     if channel_run is None:
-        channel_run = 0 if all_rows else max(pass_channels(p, cb, w.kernel[1], wi.weights.shape[3]) for wi in ws)
+        channel_run = 0 if all_rows else max(pass_channels(cb, w.kernel[1], wi.weights.shape[3]) for wi in ws)
     elif channel_run < 1:
         raise InputError(f"Expected channel_run >= 1. Got {channel_run} instead.")
     if ho and wo:

@@ -450,21 +450,6 @@ def tile_activate(typingctx, tile, ACT, alpha, beta):
 
 
 @intrinsic
-def tile_max(typingctx, a, b):
-    """Lane-wise ``b if b > a else a`` of two tiles of one shape (Python's ``max(a, b)``)."""
-    if a != b or not isinstance(a, types.UniTuple) or a.dtype != f32x8:
-        return None
-    n = a.count
-
-    def codegen(context, builder, sig, args):
-        va, vb = _unpack(builder, args[0], n), _unpack(builder, args[1], n)
-        return _pack(context, builder, sig.return_type,
-                     [builder.select(builder.fcmp_ordered(">", y, x), y, x) for x, y in zip(va, vb)])
-
-    return a(a, b), codegen
-
-
-@intrinsic
 def prefetch_l2(typingctx, a, off):
     """Hint the CPU to bring the cache line holding ``a.flat[off]`` into L2 (``prefetcht1``); never faults."""
 
@@ -487,8 +472,8 @@ def prefetch_l2(typingctx, a, off):
 LINE_FLOATS = 16
 
 
-def _elementwise(op: str):
-    """Typing of a lane-wise binary intrinsic on two tiles of one shape (``op``: an IRBuilder method)."""
+def _lanewise(lane):
+    """Typing of an intrinsic combining two tiles of one shape lane by lane: ``lane(builder, x, y)``."""
 
     def typer(typingctx, a, b):
         if a != b or not isinstance(a, types.UniTuple) or a.dtype != f32x8:
@@ -497,16 +482,18 @@ def _elementwise(op: str):
 
         def codegen(context, builder, sig, args):
             va, vb = _unpack(builder, args[0], n), _unpack(builder, args[1], n)
-            return _pack(context, builder, sig.return_type, [getattr(builder, op)(x, y) for x, y in zip(va, vb)])
+            return _pack(context, builder, sig.return_type, [lane(builder, x, y) for x, y in zip(va, vb)])
 
         return a(a, b), codegen
 
     return typer
 
 
-tile_add = intrinsic(_elementwise("fadd"))
+tile_max = intrinsic(_lanewise(lambda builder, x, y: builder.select(builder.fcmp_ordered(">", y, x), y, x)))
+tile_max.__doc__ = "Lane-wise ``b if b > a else a`` of two tiles of one shape (Python's ``max(a, b)``)."
+tile_add = intrinsic(_lanewise(lambda builder, x, y: builder.fadd(x, y)))
 tile_add.__doc__ = "Lane-wise ``a + b`` of two tiles of one shape, rounded once per lane."
-tile_sub = intrinsic(_elementwise("fsub"))
+tile_sub = intrinsic(_lanewise(lambda builder, x, y: builder.fsub(x, y)))
 tile_sub.__doc__ = "Lane-wise ``a - b`` of two tiles of one shape, rounded once per lane."
 
 
@@ -585,7 +572,7 @@ def _row3_fits(P: int, CB: int) -> bool:
     return P * CB + 3 * CB + 1 <= REGISTERS
 
 
-def pass_channels(P: int, CB: int, kw: int, cin_per_group: int) -> int:
+def pass_channels(CB: int, kw: int, cin_per_group: int) -> int:
     """Input channels per pass of :func:`dense_kernel` (its ``ic_chunk``; 0: all in one pass)."""
     if L1_PASS_BYTES is None:
         return 0
